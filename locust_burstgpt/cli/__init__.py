@@ -1,0 +1,1 @@
+"""The ``burstgpt`` command line: one module per subcommand, loaded only when used."""

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers.managed import ManagedServer, llamacpp_server
+from tests.servers.managed import ManagedServer, llamacpp_server, vllm_paths
+from tests.servers.managed import vllm_server as make_vllm_server
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "locust_burstgpt" / "data"
@@ -32,3 +33,26 @@ def llama_server(artifacts_dir: Path):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def vllm_server(artifacts_dir: Path):
+    """A real vLLM server (CPU, SmolLM2-135M as ``smollm2``) on a free 127.0.0.1 port.
+
+    ~3.5 GiB RSS: started only by test runs that use it; always stopped with its whole process group.
+    """
+    server: ManagedServer = make_vllm_server(artifacts_dir / "logs")
+    try:
+        server.start(timeout_s=300)  # ~20-30 s on an idle 2-core machine; much more under load
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer_json() -> Path:
+    """SmolLM2's tokenizer.json (from the GGUF, written by tests/servers/install_vllm.sh)."""
+    path = Path(vllm_paths()["tokenizer_json"])
+    if not path.is_file():
+        raise RuntimeError(f"{path} missing: rerun `bash tests/servers/install_vllm.sh`")
+    return path

@@ -1,0 +1,399 @@
+"""The default transport: raw SSE over geventhttpclient's C HTTP parser and gevent sockets.
+
+Why: it is cooperative without monkey patching, reuses keep-alive connections, and reads each
+chunk the moment its bytes arrive (no block buffering, no per-chunk model objects). The request
+is written in one ``sendall`` on a ``TCP_NODELAY`` socket; the response bytes go through llhttp
+(chunked decoding) straight into the SSE reader.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import re
+import socket
+from time import perf_counter
+from typing import Any
+from urllib.parse import urlsplit
+
+from geventhttpclient.connectionpool import ConnectionPool, SSLConnectionPool
+from geventhttpclient.response import HTTPParseError, HTTPResponse
+
+from locust_burstgpt.client.config import ClientConfig, ClientConfigError
+from locust_burstgpt.client.deadlines import FIRST_TOKEN, IDLE, Deadline, DeadlineExceeded, Watchdog
+from locust_burstgpt.client.records import Outcome, RequestRecord
+from locust_burstgpt.client.sse import SSEProtocolError, SSEServerError, StreamReader
+
+log = logging.getLogger("locust_burstgpt.client")
+
+_BLOCK = 65536
+_HEADER_NAME = re.compile(r"\A[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_HEADER_VALUE = re.compile(r"\A[\t\x20-\x7e\x80-\xff]*\Z")
+_RETRYABLE_SEND = (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED)
+_DRAIN_S = 0.2  # how long to wait for the end of a body after [DONE] before giving up reuse
+
+
+class _StaleConnection(Exception):
+    """A reused keep-alive connection was closed by the server before it answered."""
+
+
+class _NoResponse(Exception):
+    """The connection failed after the request was written and before any response byte."""
+
+
+class _PoolMixin:
+    """Pool slot accounting separated from connecting, and TCP_NODELAY on every socket."""
+
+    _semaphore: Any
+    _socket_queue: Any
+    _closed: bool
+
+    def after_connect(self, sock: Any) -> None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def acquire_slot(self) -> None:
+        """Wait for a free slot; waiting here means the pool is too small (shows as lateness)."""
+        self._semaphore.acquire()
+
+    def release_slot(self) -> None:
+        self._semaphore.release()
+
+    def connect_or_reuse(self, fresh: bool = False) -> tuple[Any, bool]:
+        """A live idle connection (reused=True), else a new one. The slot is already held."""
+        if self._closed:
+            raise OSError("connection pool closed")
+        while not fresh and not self._socket_queue.empty():
+            sock = self._socket_queue.get(block=False)
+            if self._is_socket_alive(sock):  # type: ignore[attr-defined]
+                return sock, True
+            sock.close()
+        return self._create_socket(), False  # type: ignore[attr-defined]
+
+    def discard(self, sock: Any) -> None:
+        """Close a connection but keep its slot (for a resend on a fresh connection)."""
+        try:
+            sock.close()
+        except OSError:
+            pass
+
+    def give_back(self, sock: Any, reusable: bool) -> None:
+        """Return a connection and free its slot (closing it unless it can be reused)."""
+        if reusable:
+            self.return_socket(sock)  # type: ignore[attr-defined]
+        else:
+            self.release_socket(sock)  # type: ignore[attr-defined]
+
+
+class _Pool(_PoolMixin, ConnectionPool):
+    pass
+
+
+class _TLSPool(_PoolMixin, SSLConnectionPool):
+    pass
+
+
+class RawTransport:
+    """Streams completions over pooled keep-alive connections; one instance per process."""
+
+    name = "raw"
+
+    def __init__(self, cfg: ClientConfig) -> None:
+        self.cfg = cfg
+        url = urlsplit(cfg.root_url)
+        tls = url.scheme == "https"
+        host = url.hostname or ""
+        port = url.port or (443 if tls else 80)
+        common = dict(size=cfg.pool_size, connection_timeout=cfg.connect_timeout_s,
+                      network_timeout=None)
+        if tls:
+            self._pool: _PoolMixin = _TLSPool(host, port, host, port,
+                                              insecure=not cfg.verify_tls, **common)
+        else:
+            self._pool = _Pool(host, port, host, port, **common)
+        self._chat = cfg.endpoint == "chat"
+        # servers that close every connection after a stream (llama.cpp does) make each reuse
+        # attempt fail and resend; after a few such failures and no success, stop reusing
+        self._reuse = True
+        self._reused_ok = 0
+        self._stale = 0
+        self._watchdog = Watchdog(cfg.timeout_check_interval_s)
+        host_header = host if ":" not in host else f"[{host}]"
+        if url.port:
+            host_header += f":{url.port}"
+        head = [f"POST {url.path.rstrip('/')}{cfg.path} HTTP/1.1", f"Host: {host_header}",
+                "User-Agent: locust-burstgpt", "Accept: text/event-stream",
+                "Content-Type: application/json"]
+        for name, value in cfg.auth_headers().items():
+            if not _HEADER_NAME.match(name) or not _HEADER_VALUE.match(str(value)):
+                raise ClientConfigError(f"invalid HTTP header {name!r} (name or value not allowed)")
+            head.append(f"{name}: {value}")
+        self._head = ("\r\n".join(head) + "\r\nContent-Length: ").encode("latin-1")
+
+    # -- public --------------------------------------------------------------------------------
+    def send(self, body: dict[str, Any], record: RequestRecord) -> RequestRecord:
+        payload = encode_body(body)
+        request = self._head + b"%d\r\n\r\n" % len(payload) + payload
+        pool = self._pool
+        try:
+            pool.acquire_slot()
+        except BaseException as e:
+            _cancel(record, e)
+            raise
+        start = perf_counter()
+        record.sent_at = start
+        cfg = self.cfg
+        dl = Deadline(start, cfg.first_token_timeout_s, cfg.idle_timeout_s, cfg.total_timeout_s)
+        self._watchdog.watch(dl)
+        reader = StreamReader(record, self._chat)
+        state = _Exchange()
+        try:
+            self._exchange(request, record, dl, reader, state)
+        except DeadlineExceeded as e:
+            if e.kind == FIRST_TOKEN or (e.kind != IDLE and record.first_token_at is None):
+                _fail(record, Outcome.TIMEOUT_BEFORE_FIRST_TOKEN, str(e))
+            else:
+                _fail(record, Outcome.TIMEOUT_MID_STREAM, str(e))
+        except _NoResponse as e:
+            _fail(record, Outcome.CONNECTION_ERROR, f"no response: {e}")
+        except SSEServerError as e:
+            if e.code is not None:
+                record.http_status = e.code
+            _fail(record, Outcome.HTTP_ERROR, str(e))
+        except (SSEProtocolError, HTTPParseError) as e:
+            _fail(record, Outcome.PROTOCOL_ERROR, f"{type(e).__name__}: {e}")
+        except OSError as e:
+            if state.phase == "connect":
+                _fail(record, Outcome.CONNECTION_ERROR, f"connect: {_describe(e)}")
+            elif state.phase == "body":
+                _fail(record, Outcome.STREAM_CUT, f"connection lost mid-stream: {_describe(e)}")
+            else:
+                _fail(record, Outcome.CONNECTION_ERROR, f"{state.phase}: {_describe(e)}")
+        except Exception as e:  # noqa: BLE001 - a server fault must never escape as an exception
+            _fail(record, Outcome.PROTOCOL_ERROR, f"unexpected {type(e).__name__}: {e}")
+        except BaseException as e:  # GreenletExit, the caller's own Timeout, KeyboardInterrupt
+            state.reusable = False
+            _cancel(record, e)
+            raise
+        finally:
+            self._watchdog.unwatch(dl)
+            try:
+                reader.finish()
+            except Exception:  # noqa: BLE001 - a half event at the end must not mask the outcome
+                pass
+            if state.last_rx and record.last_byte_at is None:
+                record.last_byte_at = state.last_rx
+            if state.sock is not None:
+                pool.give_back(state.sock, state.reusable)
+            else:
+                pool.release_slot()
+        return record
+
+    def close(self) -> None:
+        self._watchdog.close()
+        self._pool.close()  # type: ignore[attr-defined]
+
+    # -- one exchange ------------------------------------------------------------------------
+    def _exchange(self, request: bytes, record: RequestRecord, dl: Deadline,
+                  reader: StreamReader, st: _Exchange) -> None:
+        resp, now = self._request(request, record, st)
+        dl.last = now
+        status = resp.status_code
+        record.http_status = status
+        sock = st.sock
+        if not 200 <= status < 300:
+            self._read_error(resp, record, dl, st)
+            return
+        ctype = resp.get("content-type")
+        if isinstance(ctype, str) and ctype.lower().startswith("application/json"):
+            self._read_error(resp, record, dl, st)  # the server ignored "stream": true
+            record.outcome = Outcome.PROTOCOL_ERROR
+            record.error = f"expected an event stream, got {ctype}: {record.error}"
+            return
+        st.phase = "body"
+        buf = resp._body_buffer
+        consume = reader.consume
+        recv = sock.recv
+        feed = resp.feed
+        while True:
+            if buf and consume(buf, now):
+                break
+            if not dl.streaming and record.first_token_at is not None:
+                dl.streaming = True
+            if resp.message_complete:
+                break
+            data = recv(_BLOCK)
+            now = perf_counter()
+            st.last_rx = now
+            dl.last = now
+            if not data:
+                _feed_eof(resp)
+                consume(buf, now)
+                break
+            feed(data)
+        if reader.done:
+            record.last_byte_at = now
+            record.outcome = Outcome.OK
+            self._watchdog.unwatch(dl)  # the record is final; only connection reuse is left
+            st.reusable = self._drain(resp, sock)
+            return
+        reader.finish()
+        if resp.message_complete and reader.saw_finish:
+            record.last_byte_at = now  # a server that ends the body without [DONE]
+            record.outcome = Outcome.OK
+            st.reusable = not resp.should_close()
+            return
+        _fail(record, Outcome.STREAM_CUT,
+              "stream ended before [DONE]" + ("" if resp.message_complete else " (connection closed)"))
+
+    def _request(self, request: bytes, record: RequestRecord, st: _Exchange
+                 ) -> tuple[HTTPResponse, float]:
+        """Write the request and read the response head; one resend if a reused socket was stale."""
+        pool = self._pool
+        for attempt in (1, 2):
+            record.attempts = attempt
+            st.phase = "connect"
+            st.sock, reused = pool.connect_or_reuse(fresh=attempt > 1 or not self._reuse)
+            st.phase = "send"
+            try:
+                head = self._send_and_read_head(st.sock, request, reused)
+                if reused:
+                    self._reused_ok += 1
+                return head
+            except _StaleConnection as e:
+                pool.discard(st.sock)
+                st.sock = None
+                self._stale += 1
+                if self._reuse and self._stale >= 8 and not self._reused_ok:
+                    self._reuse = False
+                    log.info("%s closes connections after each response; connecting afresh "
+                             "for every request", self.cfg.root_url)
+                if attempt == 2:
+                    raise _NoResponse(str(e)) from None
+        raise AssertionError("unreachable")
+
+    def _send_and_read_head(self, sock: Any, request: bytes, reused: bool
+                            ) -> tuple[HTTPResponse, float]:
+        try:
+            sock.sendall(request)
+        except OSError as e:
+            if reused and e.errno in _RETRYABLE_SEND:
+                raise _StaleConnection(_describe(e)) from None
+            raise _NoResponse(f"send failed: {_describe(e)}") from None
+        resp = HTTPResponse(method="POST")
+        received = False
+        while not resp.headers_complete:
+            try:
+                data = sock.recv(_BLOCK)
+            except OSError as e:
+                if reused and not received and e.errno in _RETRYABLE_SEND:
+                    raise _StaleConnection(_describe(e)) from None
+                raise _NoResponse(_describe(e)) from None
+            if not data:
+                if reused and not received:
+                    raise _StaleConnection("closed by the server before responding")
+                raise _NoResponse("connection closed before the response head was complete")
+            received = True
+            resp.feed(data)
+        return resp, perf_counter()
+
+    def _read_error(self, resp: HTTPResponse, record: RequestRecord, dl: Deadline,
+                    st: _Exchange) -> None:
+        """Keep the start of a non-200 body as the error text; the outcome is HTTP_ERROR."""
+        st.phase = "error-body"
+        limit = self.cfg.max_error_body_bytes
+        buf = resp._body_buffer
+        sock = st.sock
+        now = dl.last
+        complete = resp.message_complete
+        try:
+            while not complete and len(buf) < limit:
+                data = sock.recv(_BLOCK)
+                now = perf_counter()
+                dl.last = now
+                if not data:
+                    _feed_eof(resp)
+                    break
+                resp.feed(data)
+                complete = resp.message_complete
+        except (OSError, HTTPParseError):
+            complete = False
+        record.last_byte_at = now
+        retry_after = resp.get("retry-after")
+        if isinstance(retry_after, str):
+            try:
+                record.retry_after_s = float(retry_after)
+            except ValueError:
+                pass
+        text = bytes(buf[:limit]).decode("utf-8", "replace").strip()
+        record.outcome = Outcome.HTTP_ERROR
+        record.error = f"HTTP {resp.status_code}" + (f": {text[:300]}" if text else "")
+        st.reusable = complete and not resp.should_close()
+
+    @staticmethod
+    def _drain(resp: HTTPResponse, sock: Any) -> bool:
+        """After [DONE], read the rest of the body briefly so the connection can be reused."""
+        if resp.message_complete:
+            return not resp.should_close()
+        try:
+            sock.settimeout(_DRAIN_S)
+            while not resp.message_complete:
+                data = sock.recv(_BLOCK)
+                if not data:
+                    return False
+                resp.feed(data)
+            return not resp.should_close()
+        except (OSError, HTTPParseError):
+            return False
+        finally:
+            try:
+                sock.settimeout(None)
+            except OSError:
+                pass
+
+
+class _Exchange:
+    """Mutable state of one send, visible to the error handlers."""
+
+    __slots__ = ("phase", "sock", "reusable", "last_rx")
+
+    def __init__(self) -> None:
+        self.phase = "connect"
+        self.sock: Any = None
+        self.reusable = False
+        self.last_rx = 0.0
+
+
+def encode_body(body: dict[str, Any]) -> bytes:
+    """The request JSON with streaming and usage switched on (the caller's body is not changed)."""
+    if not isinstance(body, dict):
+        raise TypeError(f"request body must be a dict, got {type(body).__name__}")
+    full = dict(body)
+    full["stream"] = True
+    options = dict(full.get("stream_options") or {})
+    options["include_usage"] = True
+    full["stream_options"] = options
+    return json.dumps(full, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _feed_eof(resp: HTTPResponse) -> None:
+    """Tell the parser the peer closed; a close-delimited body is complete, a chunked one is not."""
+    try:
+        resp.feed(b"")
+    except HTTPParseError:
+        pass
+
+
+def _fail(record: RequestRecord, outcome: Outcome, error: str) -> None:
+    record.outcome = outcome
+    record.error = error
+
+
+def _cancel(record: RequestRecord, e: BaseException) -> None:
+    record.outcome = Outcome.CANCELLED
+    record.error = f"cancelled by {type(e).__name__}"
+
+
+def _describe(e: BaseException) -> str:
+    name = errno.errorcode.get(getattr(e, "errno", None) or 0)
+    return f"{type(e).__name__}{f' {name}' if name else ''}: {e}"

@@ -1,0 +1,86 @@
+"""The books of a replay: every scheduled request ends as sent (with one outcome) or not sent (with a reason).
+
+Why: a load test that silently loses requests hides exactly the overload it should expose. The ledger
+is plain counters so workers can ship cumulative snapshots to the master, which sums them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+NOT_SENT_REASONS = ("window_ended", "stopped", "lost_worker")
+
+
+@dataclass
+class Ledger:
+    scheduled: int = 0
+    sent: int = 0
+    outcomes: Counter = field(default_factory=Counter)
+    not_sent: Counter = field(default_factory=Counter)
+    history_trimmed: int = 0
+    conversations_scheduled: int = 0
+    conversations_started: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scheduled": self.scheduled,
+            "sent": self.sent,
+            "outcomes": dict(self.outcomes),
+            "not_sent": dict(self.not_sent),
+            "history_trimmed": self.history_trimmed,
+            "conversations_scheduled": self.conversations_scheduled,
+            "conversations_started": self.conversations_started,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Ledger:
+        return cls(
+            scheduled=int(d.get("scheduled", 0)),
+            sent=int(d.get("sent", 0)),
+            outcomes=Counter({str(k): int(v) for k, v in d.get("outcomes", {}).items()}),
+            not_sent=Counter({str(k): int(v) for k, v in d.get("not_sent", {}).items()}),
+            history_trimmed=int(d.get("history_trimmed", 0)),
+            conversations_scheduled=int(d.get("conversations_scheduled", 0)),
+            conversations_started=int(d.get("conversations_started", 0)),
+        )
+
+    def add(self, other: Ledger) -> Ledger:
+        return Ledger(
+            scheduled=self.scheduled + other.scheduled,
+            sent=self.sent + other.sent,
+            outcomes=self.outcomes + other.outcomes,
+            not_sent=self.not_sent + other.not_sent,
+            history_trimmed=self.history_trimmed + other.history_trimmed,
+            conversations_scheduled=self.conversations_scheduled + other.conversations_scheduled,
+            conversations_started=self.conversations_started + other.conversations_started,
+        )
+
+    @property
+    def in_flight(self) -> int:
+        """Requests sent whose outcome is not recorded yet (0 once the run has ended)."""
+        return self.sent - sum(self.outcomes.values())
+
+    @property
+    def unaccounted(self) -> int:
+        """Scheduled requests neither sent nor recorded as not sent (0 once the run has ended)."""
+        return self.scheduled - self.sent - sum(self.not_sent.values())
+
+    def balances(self) -> bool:
+        """scheduled = sent + not sent, and sent = sum of outcomes."""
+        return self.unaccounted == 0 and self.in_flight == 0
+
+    def format(self) -> str:
+        """The reconciliation as printed at the end of a run."""
+        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items())) or "none"
+        not_sent = ", ".join(f"{k} {v}" for k, v in sorted(self.not_sent.items())) or "none"
+        verdict = "balances" if self.balances() else (
+            f"DOES NOT BALANCE (unaccounted {self.unaccounted}, outcome missing for {self.in_flight})"
+        )
+        return (
+            f"Reconciliation: scheduled {self.scheduled} = sent {self.sent} + not sent "
+            f"{sum(self.not_sent.values())} ({not_sent}); sent {self.sent} = outcomes ({outcomes}); {verdict}. "
+            f"Conversations: {self.conversations_started} of {self.conversations_scheduled} started; "
+            f"history trimmed on {self.history_trimmed} turns."
+        )

@@ -1,0 +1,293 @@
+"""LLM metrics per request class (e.g. "GPT-4 conversation"), mergeable across processes.
+
+Definitions (vLLM's benchmark, so numbers compare), all from one ``RequestRecord``:
+
+* TTFT = first content chunk - send; ITL = gaps between consecutive content chunks (every gap
+  of every request is one sample); TPOT = (E2E - TTFT) / (completion tokens - 1), requests with
+  fewer than 2 output tokens have none; E2E = last byte - send.
+* Latency metrics (TTFT, ITL, TPOT, E2E, E2E ratio) count successful (``ok``) requests only, as
+  vLLM does; lateness (send - scheduled) counts every request that was sent.
+* E2E ratio = E2E / the trace's recorded Elapsed time, for rows whose Elapsed time is > 0.
+* Output tokens/s = completion tokens of ok requests / duration, where duration is the span from
+  the first send to the last byte over all recorded requests (or what the caller passes).
+* Goodput (with a ``PerRequestSLO``): fraction of finished requests (cancelled ones excluded)
+  that are ``ok`` and meet every threshold, and that count per second of duration.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from locust_burstgpt.client.records import Outcome, RequestRecord
+from locust_burstgpt.metrics.histogram import PERCENTILES, ExactHistogram
+
+LATENCY_METRICS: tuple[str, ...] = ("ttft", "itl", "tpot", "e2e", "lateness", "e2e_ratio")
+ALL = "All"
+_COUNTERS = ("requests", "ok", "good", "prompt_tokens", "completion_tokens", "cached_tokens",
+             "prompt_checked", "prompt_exact", "expected_checked", "expected_exact",
+             "completion_checked", "completion_exact", "cancelled")
+_FLOATS = ("completion_ratio_sum",)
+
+
+@dataclass(frozen=True)
+class PerRequestSLO:
+    """Per-request thresholds (seconds); None means no limit. Goodput counts requests meeting all."""
+
+    ttft_s: float | None = None
+    tpot_s: float | None = None
+    e2e_s: float | None = None
+
+    def met_by(self, r: RequestRecord) -> bool:
+        if r.outcome is not Outcome.OK:
+            return False
+        for limit, value in ((self.ttft_s, r.ttft), (self.e2e_s, r.e2e)):
+            if limit is not None and (value is None or value > limit):
+                return False
+        if self.tpot_s is not None:
+            tpot = r.tpot  # undefined for < 2 output tokens: nothing to violate (as in vLLM)
+            if tpot is not None and tpot > self.tpot_s:
+                return False
+        return True
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {"ttft_s": self.ttft_s, "tpot_s": self.tpot_s, "e2e_s": self.e2e_s}
+
+
+class ClassMetrics:
+    """Histograms and counters of one request class."""
+
+    def __init__(self) -> None:
+        self.hist = {m: ExactHistogram() for m in LATENCY_METRICS}
+        self.outcomes: dict[str, int] = {}
+        self.counters = dict.fromkeys(_COUNTERS, 0)
+        self.floats = dict.fromkeys(_FLOATS, 0.0)
+        self.first_sent_wall = math.inf
+        self.last_byte_wall = -math.inf
+
+    def add(self, r: RequestRecord, recorded_elapsed_s: float | None,
+            slo: PerRequestSLO | None) -> None:
+        c, h = self.counters, self.hist
+        c["requests"] += 1
+        outcome = r.outcome.value if r.outcome is not None else "none"
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        if r.outcome is Outcome.CANCELLED:
+            c["cancelled"] += 1
+        late = r.lateness
+        if late is not None:
+            h["lateness"].add(late)
+        if r.sent_at is not None:
+            self.first_sent_wall = min(self.first_sent_wall, r.sent_at + r.wall_anchor)
+        if r.last_byte_at is not None:
+            self.last_byte_wall = max(self.last_byte_wall, r.last_byte_at + r.wall_anchor)
+        if slo is not None and slo.met_by(r):
+            c["good"] += 1
+        if r.outcome is not Outcome.OK:
+            return
+        c["ok"] += 1
+        c["prompt_tokens"] += r.prompt_tokens or 0
+        c["completion_tokens"] += r.completion_tokens or 0
+        c["cached_tokens"] += r.cached_tokens or 0
+        for name, value in (("ttft", r.ttft), ("tpot", r.tpot), ("e2e", r.e2e)):
+            if value is not None:
+                h[name].add(value)
+        times = r.chunk_times
+        if len(times) > 1:
+            add = h["itl"].add
+            prev = times[0]
+            for t in times[1:]:
+                add(t - prev)
+                prev = t
+        e2e = r.e2e
+        if recorded_elapsed_s and recorded_elapsed_s > 0 and e2e is not None:
+            h["e2e_ratio"].add(e2e / recorded_elapsed_s)
+        self._fidelity(r)
+
+    def _fidelity(self, r: RequestRecord) -> None:
+        c, extra = self.counters, r.extra or {}
+        target_p = _first(r.target_prompt_tokens, extra.get("prompt_target"))
+        expected_p = _first(r.expected_prompt_tokens, extra.get("expected_prompt_tokens"))
+        target_c = _first(r.target_completion_tokens, extra.get("output_target"))
+        if r.prompt_tokens is not None:
+            if target_p is not None:
+                c["prompt_checked"] += 1
+                c["prompt_exact"] += int(r.prompt_tokens == target_p)
+            if expected_p is not None:
+                c["expected_checked"] += 1
+                c["expected_exact"] += int(r.prompt_tokens == expected_p)
+        if r.completion_tokens is not None and target_c:
+            c["completion_checked"] += 1
+            c["completion_exact"] += int(r.completion_tokens == target_c)
+            self.floats["completion_ratio_sum"] += r.completion_tokens / target_c
+
+    def merge(self, other: ClassMetrics) -> None:
+        for m in LATENCY_METRICS:
+            self.hist[m].merge(other.hist[m])
+        for k, v in other.outcomes.items():
+            self.outcomes[k] = self.outcomes.get(k, 0) + v
+        for k, v in other.counters.items():
+            self.counters[k] = self.counters.get(k, 0) + v
+        for k, v in other.floats.items():
+            self.floats[k] = self.floats.get(k, 0.0) + v
+        self.first_sent_wall = min(self.first_sent_wall, other.first_sent_wall)
+        self.last_byte_wall = max(self.last_byte_wall, other.last_byte_wall)
+
+    @property
+    def span_s(self) -> float | None:
+        span = self.last_byte_wall - self.first_sent_wall
+        return span if math.isfinite(span) and span > 0 else None
+
+    def summary(self, slo: PerRequestSLO | None, duration_s: float | None,
+                percentiles: tuple[float, ...] = PERCENTILES) -> dict[str, Any]:
+        c = self.counters
+        duration = duration_s if duration_s is not None else self.span_s
+        finished = c["requests"] - c["cancelled"]
+        out: dict[str, Any] = {
+            "requests": c["requests"],
+            "ok": c["ok"],
+            "outcomes": dict(sorted(self.outcomes.items())),
+            "success_rate": c["ok"] / finished if finished else None,
+            "duration_s": duration,
+            "prompt_tokens": c["prompt_tokens"],
+            "completion_tokens": c["completion_tokens"],
+            "cached_tokens": c["cached_tokens"],
+            "output_tokens_per_s": c["completion_tokens"] / duration if duration else None,
+            "requests_per_s": c["requests"] / duration if duration else None,
+        }
+        for m in LATENCY_METRICS:
+            out[m] = self.hist[m].summary(percentiles)
+        if slo is None:
+            out["goodput"] = None
+        else:
+            out["goodput"] = {
+                "slo": slo.to_dict(),
+                "good": c["good"],
+                "fraction": c["good"] / finished if finished else None,
+                "per_s": c["good"] / duration if duration else None,
+            }
+        out["length"] = {
+            "prompt_exact_fraction": _ratio(c["prompt_exact"], c["prompt_checked"]),
+            "prompt_as_built_fraction": _ratio(c["expected_exact"], c["expected_checked"]),
+            "completion_exact_fraction": _ratio(c["completion_exact"], c["completion_checked"]),
+            "completion_mean_ratio": _ratio(self.floats["completion_ratio_sum"],
+                                            c["completion_checked"]),
+        }
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "hist": {m: h.to_dict() for m, h in self.hist.items()},
+            "outcomes": dict(self.outcomes),
+            "counters": dict(self.counters),
+            "floats": dict(self.floats),
+            "first_sent_wall": self.first_sent_wall if math.isfinite(self.first_sent_wall) else None,
+            "last_byte_wall": self.last_byte_wall if math.isfinite(self.last_byte_wall) else None,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ClassMetrics:
+        cm = cls()
+        for m, hd in d["hist"].items():
+            if m in cm.hist:
+                cm.hist[m] = ExactHistogram.from_dict(hd)
+        cm.outcomes = {str(k): int(v) for k, v in d["outcomes"].items()}
+        for k, v in d["counters"].items():
+            cm.counters[str(k)] = int(v)
+        for k, v in d.get("floats", {}).items():
+            cm.floats[str(k)] = float(v)
+        if d.get("first_sent_wall") is not None:
+            cm.first_sent_wall = float(d["first_sent_wall"])
+        if d.get("last_byte_wall") is not None:
+            cm.last_byte_wall = float(d["last_byte_wall"])
+        return cm
+
+
+class MetricsStore:
+    """Per-class metrics of one process (or, after merging, of a whole distributed run)."""
+
+    def __init__(self, slo: PerRequestSLO | None = None) -> None:
+        self.slo = slo
+        self.classes: dict[str, ClassMetrics] = {}
+
+    def set_slo(self, slo: PerRequestSLO | None) -> None:
+        """Thresholds for goodput; applies to requests recorded from now on."""
+        self.slo = slo
+
+    def record(self, label: str, record: RequestRecord,
+               recorded_elapsed_s: float | None = None) -> None:
+        """Account one finished request under ``label``."""
+        cm = self.classes.get(label)
+        if cm is None:
+            cm = self.classes[label] = ClassMetrics()
+        cm.add(record, recorded_elapsed_s, self.slo)
+
+    def merge(self, other: MetricsStore | Mapping[str, Any]) -> MetricsStore:
+        """Add another store (or its ``to_dict()``, e.g. a worker's report); returns self."""
+        if not isinstance(other, MetricsStore):
+            other = MetricsStore.from_dict(other)
+        if self.slo is None:
+            self.slo = other.slo
+        for label, cm in other.classes.items():
+            mine = self.classes.get(label)
+            if mine is None:
+                mine = self.classes[label] = ClassMetrics()
+            mine.merge(cm)
+        return self
+
+    @classmethod
+    def merged(cls, parts: Iterable[MetricsStore | Mapping[str, Any]],
+               slo: PerRequestSLO | None = None) -> MetricsStore:
+        """One store from several (e.g. the latest report of every worker)."""
+        store = cls(slo)
+        for p in parts:
+            store.merge(p)
+        return store
+
+    def total(self) -> ClassMetrics:
+        """All classes together."""
+        total = ClassMetrics()
+        for cm in self.classes.values():
+            total.merge(cm)
+        return total
+
+    def summary(self, duration_s: float | None = None,
+                percentiles: tuple[float, ...] = PERCENTILES) -> dict[str, Any]:
+        """``{label: {...}, "All": {...}}``: counts, latency percentiles (s), rates, goodput."""
+        out = {label: cm.summary(self.slo, duration_s, percentiles)
+               for label, cm in sorted(self.classes.items())}
+        out[ALL] = self.total().summary(self.slo, duration_s, percentiles)
+        return out
+
+    snapshot = summary
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (msgpack/JSON-safe) of everything needed to merge elsewhere."""
+        return {
+            "version": 1,
+            "slo": self.slo.to_dict() if self.slo is not None else None,
+            "classes": {label: cm.to_dict() for label, cm in self.classes.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> MetricsStore:
+        try:
+            slo = PerRequestSLO(**d["slo"]) if d.get("slo") else None
+            store = cls(slo)
+            for label, cmd in d["classes"].items():
+                store.classes[str(label)] = ClassMetrics.from_dict(cmd)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"not a serialized MetricsStore: {type(e).__name__}: {e}") from None
+        return store
+
+
+def _first(*values: Any) -> int | None:
+    for v in values:
+        if v is not None:
+            return int(v)
+    return None
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b else None

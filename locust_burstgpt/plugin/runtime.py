@@ -1,0 +1,165 @@
+"""One process's replay machinery: client, prompt builder, metrics, engine, and the per-turn send.
+
+Built once per test in ``test_start`` (never per user: creating clients blocks the gevent hub), and
+torn down when the test stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gevent
+
+from locust_burstgpt.client import ClientConfig, Outcome, RequestRecord, make_client
+from locust_burstgpt.ledger import Ledger
+from locust_burstgpt.metrics import MetricsStore
+from locust_burstgpt.plugin.replay import ConversationState, ReplayEngine
+from locust_burstgpt.plugin.server_info import ServerInfo
+from locust_burstgpt.prompts import PromptConfig, make_prompt_builder, output_controls
+from locust_burstgpt.settings import ReplaySettings
+
+log = logging.getLogger("locust_burstgpt")
+
+RecordListener = Callable[[ConversationState, Any, RequestRecord, Any], None]
+
+
+class ReplayRuntime:
+    """Sends the turns of the conversations assigned to this process and accounts for each."""
+
+    def __init__(
+        self,
+        environment: Any,
+        settings: ReplaySettings,
+        workload: Any,
+        indices: Sequence[int],
+        epoch_wall: float,
+        base_url: str,
+        user_class: Any = None,
+    ) -> None:
+        self.environment = environment
+        self.settings = settings
+        self.workload = workload
+        self.base_url = base_url.rstrip("/")
+        self.epoch_wall = epoch_wall
+        self.run_id = uuid.uuid4().hex[:8]
+        self.metrics = MetricsStore()
+        self.ledger = Ledger()
+        self.listeners: list[RecordListener] = []
+        self.request_hook: Callable[[dict], dict] | None = getattr(user_class, "prepare_request", None)
+        extra_headers = dict(getattr(user_class, "extra_headers", None) or {})
+        peak = int(workload.curves.in_flight.max()) if len(workload.curves.in_flight) else 1
+        pool = max(64, 2 * int(peak * settings.headroom) + 16)
+        self.client = make_client(ClientConfig(
+            base_url=self.base_url,
+            api_key=settings.api_key,
+            transport=settings.transport,
+            endpoint=settings.endpoint,
+            connect_timeout_s=settings.connect_timeout_s,
+            first_token_timeout_s=settings.ttft_timeout_s,
+            idle_timeout_s=settings.idle_timeout_s,
+            pool_size=pool,
+            verify_tls=not settings.insecure,
+            extra_headers=extra_headers,
+        ))
+        self.server = ServerInfo.discover(self.base_url, settings, self.client)
+        self.builder = make_prompt_builder(
+            PromptConfig(
+                backend=settings.tokenizer,
+                base_url=self.base_url,
+                model=self.server.default_model,
+                endpoint=settings.endpoint,
+                seed=settings.seed,
+                api_key=settings.api_key,
+                verify_tls=not settings.insecure,
+            ),
+            self.client,
+        )
+        log.info("Prompt token counting: %s backend; output length forced for server kind %s",
+                 self.builder.backend_name, self.server.kind)
+        # epoch: wall clock -> this process's perf_counter
+        epoch = time.perf_counter() + (epoch_wall - time.time())
+        self.engine = ReplayEngine(
+            workload, indices, epoch, arrival=settings.arrival, send_turn=self.send_turn, ledger=self.ledger,
+        )
+
+    def start(self) -> None:
+        self.engine.start()
+
+    def describe_server(self) -> dict[str, Any]:
+        """What the run was pointed at, for the summary (no secrets)."""
+        return {"base_url": self.base_url, "models": self.server.models, "kind": self.server.kind,
+                "max_model_len": self.server.max_model_len, "model_map": self.server.model_map,
+                "tokenizer_backend": self.builder.backend_name, "transport": self.settings.transport}
+
+    # -- one turn -----------------------------------------------------------------------------
+    def send_turn(self, state: ConversationState, turn: Any) -> RequestRecord:
+        conv = state.conversation
+        model = self.server.model_for(conv.model)
+        prompt_target, output_target = self.server.clip(max(1, turn.request_tokens), max(1, turn.response_tokens))
+        built = self.builder.build_turn(prompt_target, state.history, conv_key=f"{self.settings.seed}:{conv.id}")
+        if built.dropped_turns:
+            self.ledger.history_trimmed += 1
+        body: dict[str, Any] = {"model": model, **output_controls(output_target, self.server.kind)}
+        if self.settings.endpoint == "chat":
+            body["messages"] = built.messages
+        else:
+            body["prompt"] = built.prompt
+        if self.request_hook is not None:
+            body = self.request_hook(body)
+        record = RequestRecord(
+            request_id=f"{self.run_id}-{conv.id}-{turn.index}", scheduled_at=state.next_due,
+            target_prompt_tokens=prompt_target, expected_prompt_tokens=built.expected_prompt_tokens,
+            target_completion_tokens=output_target,
+        )
+        try:
+            self.client.send(body, record)
+        finally:
+            if record.outcome is None:  # defensive: the client guarantees an outcome
+                record.outcome = Outcome.CANCELLED
+            self._account(state, turn, built, record, prompt_target, output_target)
+        if record.outcome == Outcome.OK:
+            self.builder.observe(built, record)
+            if self.settings.endpoint == "chat":
+                state.history = [*built.messages, {"role": "assistant", "content": record.reply_text}]
+            else:
+                state.history = [{"role": "user", "content": built.prompt},
+                                 {"role": "assistant", "content": record.reply_text}]
+        return record
+
+    def _account(self, state: ConversationState, turn: Any, built: Any, record: RequestRecord,
+                 prompt_target: int, output_target: int) -> None:
+        record.extra = {
+            "conversation": state.conversation.id, "turn": turn.index, "row": turn.row,
+            "label": state.label, "prompt_target": prompt_target, "output_target": output_target,
+            "expected_prompt_tokens": built.expected_prompt_tokens, "dropped_turns": built.dropped_turns,
+            "recorded_elapsed_s": turn.elapsed_s, "elapsed_estimated": turn.elapsed_estimated,
+        }
+        self.ledger.outcomes[record.outcome.value] += 1
+        self.metrics.record(state.label, record, recorded_elapsed_s=turn.elapsed_s)
+        if record.outcome != Outcome.CANCELLED:
+            e2e_ms = (record.e2e or 0.0) * 1000.0
+            exc = None if record.outcome == Outcome.OK else RuntimeError(
+                f"{record.outcome.value}" + (f" {record.http_status}" if record.http_status else "")
+                + (f": {record.error}" if record.error else "")
+            )
+            self.environment.events.request.fire(
+                request_type="LLM", name=state.label, response_time=e2e_ms,
+                response_length=record.completion_tokens or 0, exception=exc, context={}, url=None,
+                response=None, start_time=None,
+            )
+        for listener in self.listeners:
+            try:
+                listener(state, turn, record, built)
+            except Exception:  # a report sink must not break the replay
+                log.exception("record listener failed")
+
+    # -- end ----------------------------------------------------------------------------------
+    def stop(self, reason: str) -> None:
+        self.engine.stop(reason, self.settings.drain_timeout_s)
+
+    def close(self) -> None:
+        gevent.spawn(self.client.close).join(timeout=5)

@@ -1,0 +1,47 @@
+"""BurstGPTUser: a Locust user that replays BurstGPT conversations, one at a time.
+
+A user takes the next conversation the process's dispatcher released and holds it from its first
+turn's submission to its last turn's completion, as the concurrency curve counts it. The HTTP work
+runs in a greenlet the plugin owns (see ``replay.py``), so removing users never loses a request.
+"""
+
+from __future__ import annotations
+
+from locust import User, constant, task
+from locust.exception import StopUser
+
+from locust_burstgpt.plugin import controller
+
+
+class BurstGPTUser(User):
+    """Abstract base: a locustfile declares ``class Replay(BurstGPTUser): pass`` to activate it.
+
+    Customising: set ``extra_headers`` (sent with every request) or override the classmethod
+    ``prepare_request(body)`` to change each JSON body before it is sent (e.g. add sampling fields).
+    The first active subclass's settings apply to the whole process.
+    """
+
+    abstract = True
+    wait_time = constant(0)
+    extra_headers: dict[str, str] = {}
+
+    @classmethod
+    def prepare_request(cls, body: dict) -> dict:
+        """Hook: return the body to send (default: unchanged)."""
+        return body
+
+    @task
+    def replay_conversation(self) -> None:
+        runtime = controller.get().runtime
+        if runtime is None:
+            # the runtime is built in test_start; a user spawned without one has nothing to replay
+            ready = controller.get().runtime_ready
+            if not ready.wait(timeout=5):
+                return
+            runtime = controller.get().runtime
+            if runtime is None:
+                raise StopUser()
+        state = runtime.engine.take(timeout=1.0)
+        if state is None:
+            return
+        runtime.engine.run_for_user(state)

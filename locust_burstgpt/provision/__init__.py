@@ -1,0 +1,1 @@
+"""Trace provisioning: fit a BurstGPT trace, synthesize traces from the fit, download releases."""

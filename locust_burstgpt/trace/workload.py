@@ -1,0 +1,228 @@
+"""``prepare``: turn a RawTrace into a replayable ``Workload`` (filters, window, scaling, curves)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from . import service_model
+from .conversations import Conversation, ConversationTable, RowArrays
+from .curves import Curves, build_curves, max_in_progress
+from .filters import category_mask, check_policy, combine, failed_mask
+from .load import RawTrace
+from .scaling import Selection, identity, scale_rate
+from .window import Window, parse_window, resolve
+
+
+class Workload:
+    """The conversations to replay over a scaled window, with their per-second curves.
+
+    Time 0 is the window start; every offset is in scaled seconds (trace seconds / speedup),
+    except service times, which are never scaled.
+    """
+
+    def __init__(self, raw: RawTrace, table: ConversationTable, selection: Selection,
+                 window: Window, speedup: float, curves: Curves, meta: dict[str, Any]) -> None:
+        self.raw = raw
+        self.table = table
+        self._sel = selection
+        self.window = window
+        self.speedup = speedup
+        self.duration_s = window.length / speedup
+        self.start_offsets = selection.start
+        self.n_conversations = int(selection.start.size)
+        self.n_requests = int(meta["requests"])
+        self.elapsed_estimated = bool(curves.estimated)
+        self.curves = curves
+        self.meta = meta
+
+    def conversation(self, i: int) -> Conversation:
+        """Conversation ``i`` in start order, 0 <= i < n_conversations (built on demand)."""
+        if not 0 <= i < self.n_conversations:
+            raise IndexError(f"conversation {i} out of range 0..{self.n_conversations - 1}")
+        return self.table.conversation(self._sel.source_of(i), start_s=float(self._sel.start[i]),
+                                       copy=self._sel.copy_of(i))
+
+    def conversations(self) -> Iterator[Conversation]:
+        for i in range(self.n_conversations):
+            yield self.conversation(i)
+
+    def __len__(self) -> int:
+        return self.n_conversations
+
+    def request_schedule(self) -> tuple[np.ndarray, np.ndarray]:
+        """Scheduled start (replay model) and unscaled service time of every request."""
+        return request_intervals(self.table, self._sel)
+
+    def __repr__(self) -> str:
+        return (f"Workload({self.n_conversations:,} conversations, {self.n_requests:,} requests, "
+                f"{self.duration_s:,.0f} s{', estimated service times' if self.elapsed_estimated else ''})")
+
+
+def request_intervals(table: ConversationTable, sel: Selection | None) -> tuple[np.ndarray, np.ndarray]:
+    """(scheduled start, service seconds) of every request of the selected conversations."""
+    if sel is None or sel.source is None:
+        return table.req_start, table.r.elapsed
+    assert sel.copy is not None
+    starts, services = [], []
+    for j in np.unique(sel.copy):
+        mine = sel.copy == j
+        delta = np.full(table.n_conversations, np.nan)
+        delta[sel.source[mine]] = sel.start[mine] - table.start[sel.source[mine]]
+        per_row = delta[table.conv_of_row]
+        take = ~np.isnan(per_row)
+        starts.append(table.req_start[take] + per_row[take])
+        services.append(table.r.elapsed[take])
+    if not starts:
+        return np.empty(0), np.empty(0)
+    return np.concatenate(starts), np.concatenate(services)
+
+
+def service_times(raw: RawTrace) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row elapsed seconds (recorded, else estimated) and the 'estimated' flags."""
+    df = raw.df
+    elapsed = df["elapsed"].to_numpy(dtype=np.float64)
+    est = np.isnan(elapsed)
+    if est.any():
+        elapsed = elapsed.copy()
+        elapsed[est] = service_model.estimate(df["model"].array[est],
+                                              df["response_tokens"].to_numpy()[est])
+    return elapsed, est
+
+
+def _row_arrays(raw: RawTrace, positions: np.ndarray | slice, elapsed: np.ndarray,
+                est: np.ndarray) -> RowArrays:
+    """The selected rows' columns; plain slices (no copies) when the selection is contiguous."""
+    df = raw.df
+    model = df["model"].array
+    log = df["log_type"].array
+    codes, names = raw.session_codes
+    pick = _as_slice(positions)
+
+    def take(a: np.ndarray) -> np.ndarray:
+        return a[pick]
+
+    return RowArrays(
+        positions=pick,
+        timestamp=take(df["timestamp"].to_numpy()),
+        session_codes=take(codes),
+        session_names=names,
+        elapsed=take(elapsed),
+        estimated=take(est),
+        request_tokens=take(df["request_tokens"].to_numpy()),
+        response_tokens=take(df["response_tokens"].to_numpy()),
+        model_codes=take(np.asarray(model.codes)),
+        log_codes=take(np.asarray(log.codes)),
+        models=[str(c) for c in model.categories],
+        log_types=[str(c) for c in log.categories],
+    )
+
+
+def _as_slice(positions: np.ndarray | slice) -> np.ndarray | slice:
+    """A slice for a contiguous run of positions (so column picks are views), else the array."""
+    if isinstance(positions, slice):
+        return positions
+    if positions.size == 0:
+        return slice(0, 0)
+    if positions[-1] - positions[0] + 1 == positions.size:
+        return slice(int(positions[0]), int(positions[-1]) + 1)
+    return positions
+
+
+def prepare(
+    raw: RawTrace,
+    *,
+    models: Sequence[str] | None = None,
+    log_types: Sequence[str] | None = None,
+    failed: Literal["skip", "send"] = "skip",
+    window: str | None = None,
+    speedup: float = 1.0,
+    rate_scale: float | None = None,
+    seed: int = 0,
+) -> Workload:
+    """Filter, window, group into conversations, scale, and compute the curves.
+
+    Order: model/log-type filters and the failed-row policy pick rows; the window is resolved
+    on those rows (so ``busiest`` means busiest in what will be replayed); rows in the window
+    form conversations (a session cut by the window start begins at its first turn inside it);
+    speedup scales arrival and think times; ``rate_scale`` thins or superposes conversations.
+    Raises ``ValueError`` (with a hint) for bad options.
+    """
+    policy = check_policy(failed)
+    if not (speedup > 0 and math.isfinite(speedup)):
+        raise ValueError(f"speedup {speedup!r}: expected a number > 0")
+    if rate_scale is not None and not (rate_scale > 0 and math.isfinite(rate_scale)):
+        raise ValueError(f"rate_scale {rate_scale!r}: expected a number > 0")
+    spec = parse_window(window)
+    df = raw.df
+    n = len(df)
+    keep = combine(category_mask(df["model"], models, "model"),
+                   category_mask(df["log_type"], log_types, "log type"))
+    fail = failed_mask(df["response_tokens"].to_numpy())
+    chosen = combine(keep, ~fail) if policy == "skip" else keep
+    ts_all = df["timestamp"].to_numpy()
+    if chosen is None:
+        positions: np.ndarray | slice = slice(0, n)
+        ts_sel = ts_all
+    else:
+        positions = np.flatnonzero(chosen)
+        ts_sel = ts_all[positions]
+    elapsed, est = service_times(raw)
+
+    def concurrency(first: float, last: float) -> np.ndarray:
+        whole = ConversationTable(_row_arrays(raw, positions, elapsed, est), window_start=first, speedup=1.0)
+        return max_in_progress(whole.start, whole.duration, int(last - first))
+
+    resolved = resolve(spec, ts_sel, concurrency=concurrency)
+    lo, hi = (int(i) for i in np.searchsorted(ts_sel, [resolved.start, resolved.end], side="left"))
+    in_window = slice(lo, hi) if isinstance(positions, slice) else positions[lo:hi]
+    wlo, whi = np.searchsorted(ts_all, [resolved.start, resolved.end], side="left")
+    in_fail = fail[wlo:whi]
+    failed_in_window = int((in_fail if keep is None else in_fail & keep[wlo:whi]).sum())
+    rows_used = hi - lo
+
+    table = ConversationTable(_row_arrays(raw, in_window, elapsed, est),
+                              window_start=resolved.start, speedup=speedup)
+    duration_s = resolved.length / speedup
+    if rate_scale is None or rate_scale == 1.0:
+        selection = identity(table.start)
+        req_start, req_service = request_intervals(table, None)
+    else:
+        selection = scale_rate(table.start, table.lengths, duration_s, float(rate_scale), seed)
+        req_start, req_service = request_intervals(table, selection)
+    conv_duration = table.duration if selection.source is None else table.duration[selection.source]
+    estimated = table.estimated
+    curves = build_curves(selection.start, conv_duration, req_start, req_service, duration_s, estimated)
+
+    warnings = list(raw.warnings)
+    if estimated:
+        unknown = service_model.unknown_models(df["model"].array[in_window]) if rows_used else []
+        warnings.append("service times are estimated (no Elapsed time column): "
+                        "elapsed = a + b * response tokens, fitted per model on BurstGPT_3"
+                        + (f"; models {', '.join(unknown)} use the ChatGPT line" if unknown else ""))
+    if table.n_turns == 0:
+        warnings.append("no requests in the selected window after filters")
+    meta: dict[str, Any] = {
+        "file": raw.path,
+        "sha256": raw.sha256,
+        "window": {"spec": spec.text, "kind": spec.kind, "start": resolved.start, "end": resolved.end,
+                   "length_s": resolved.length},
+        "filters": {"models": list(models) if models is not None else None,
+                    "log_types": list(log_types) if log_types is not None else None},
+        "speedup": speedup,
+        "rate_scale": rate_scale,
+        "seed": seed,
+        "duration_s": duration_s,
+        "rows_in": raw.rows,
+        "rows_used": int(rows_used),
+        "failed_rows": failed_in_window,
+        "failed": policy,
+        "conversations": int(selection.start.size),
+        "requests": int(req_start.size),
+        "elapsed_estimated": estimated,
+        "warnings": warnings,
+    }
+    return Workload(raw, table, selection, resolved, speedup, curves, meta)

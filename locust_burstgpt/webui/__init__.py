@@ -1,0 +1,1 @@
+"""Static files of the plugin's web pages (served by locust_burstgpt.plugin.webui)."""

@@ -6,8 +6,9 @@ keeps N keep-alive connections each streaming chat completions back to back (one
 chunk), counting content chunks as they arrive.
 
 Runs, all against the same targets (>= 1,000 concurrent streams, >= 20,000 streamed tokens/s):
-  1. fast profile, plain asyncio event loop     -> achieved tokens/s, simulator CPU utilisation
-  2. fast profile, uvloop (when installed)      -> the same, and the ratio to run 1
+  1. fast profile (1 ms steps, so N streams schedule N*1000 tokens/s: the simulator is
+     CPU-bound), plain asyncio event loop       -> achieved tokens/s, simulator CPU utilisation
+  2. the same with uvloop (when installed)      -> the same, and the ratio to run 1
   3. paced: 50 ms steps x N streams = N*20 tokens/s scheduled -> achieved/scheduled, the
      simulator's per-token send delay (chunk write time - its step's scheduled end, from its own
      histogram) and client-measured inter-token latency vs the 50 ms schedule.
@@ -258,8 +259,9 @@ def main() -> int:
                   f"simulator wrote {r['sim_chunks']}")
     print("(client chunk counts equal the simulator's own counts in every run)"
           if all(r["client_chunks"] == r["sim_chunks"] for r in runs) else "")
-    print("sim CPU below 100 % in the fast runs means the load generator, not the simulator, "
-          "was the limit; tokens/sim-CPU-s estimates the simulator's one-core ceiling.")
+    print(f"fast runs schedule {args.streams * 1000:,} tokens/s (1 ms steps): sim CPU near 100 % means the "
+          "simulator was the limit; below that, the load generator was, and tokens/sim-CPU-s "
+          "estimates the simulator's one-core ceiling.")
     scheduled = args.streams / args.step
     print()
     print(f"paced run: scheduled {scheduled:,.0f} tokens/s ({args.streams} streams / {args.step * 1000:.0f} ms), "

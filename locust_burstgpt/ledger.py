@@ -20,6 +20,8 @@ class Ledger:
     outcomes: Counter = field(default_factory=Counter)
     not_sent: Counter = field(default_factory=Counter)
     history_trimmed: int = 0
+    prompt_raised: int = 0  # trace prompt smaller than the chat template's minimum
+    prompt_clipped: int = 0  # prompt + output larger than the model's context
     conversations_scheduled: int = 0
     conversations_started: int = 0
 
@@ -30,6 +32,8 @@ class Ledger:
             "outcomes": dict(self.outcomes),
             "not_sent": dict(self.not_sent),
             "history_trimmed": self.history_trimmed,
+            "prompt_raised": self.prompt_raised,
+            "prompt_clipped": self.prompt_clipped,
             "conversations_scheduled": self.conversations_scheduled,
             "conversations_started": self.conversations_started,
         }
@@ -42,6 +46,8 @@ class Ledger:
             outcomes=Counter({str(k): int(v) for k, v in d.get("outcomes", {}).items()}),
             not_sent=Counter({str(k): int(v) for k, v in d.get("not_sent", {}).items()}),
             history_trimmed=int(d.get("history_trimmed", 0)),
+            prompt_raised=int(d.get("prompt_raised", 0)),
+            prompt_clipped=int(d.get("prompt_clipped", 0)),
             conversations_scheduled=int(d.get("conversations_scheduled", 0)),
             conversations_started=int(d.get("conversations_started", 0)),
         )
@@ -53,6 +59,8 @@ class Ledger:
             outcomes=self.outcomes + other.outcomes,
             not_sent=self.not_sent + other.not_sent,
             history_trimmed=self.history_trimmed + other.history_trimmed,
+            prompt_raised=self.prompt_raised + other.prompt_raised,
+            prompt_clipped=self.prompt_clipped + other.prompt_clipped,
             conversations_scheduled=self.conversations_scheduled + other.conversations_scheduled,
             conversations_started=self.conversations_started + other.conversations_started,
         )
@@ -82,5 +90,6 @@ class Ledger:
             f"Reconciliation: scheduled {self.scheduled} = sent {self.sent} + not sent "
             f"{sum(self.not_sent.values())} ({not_sent}); sent {self.sent} = outcomes ({outcomes}); {verdict}. "
             f"Conversations: {self.conversations_started} of {self.conversations_scheduled} started; "
-            f"history trimmed on {self.history_trimmed} turns."
+            f"history trimmed on {self.history_trimmed} turns; prompt raised to the chat template's minimum "
+            f"on {self.prompt_raised} and clipped to the model's context on {self.prompt_clipped}."
         )

@@ -38,7 +38,7 @@ def test_fit_matches_the_source_class_by_class(fit3):
     api = [c for c in fit3.classes if c.log_type == "API log"]
     assert all(c.conversations.turns.mean() == 1 and c.conversations_count == c.rows for c in api)
     assert fit3.source.has_sessions and fit3.source.has_elapsed
-    assert fit3.start_s == 0.0   # the slice starts at 00:01:50 of day 225
+    assert fit3.start_s == 110.0   # the slice starts at 00:01:50 of day 225; synth at 00:01:50 of day 0
 
 
 def test_fit_week_failures_lengths_and_default_service_model():
@@ -150,3 +150,25 @@ def test_cli_fit_prints_a_summary_and_writes_params(tmp_path, capsys):
     assert main(["fit", str(BURSTGPT_3_400), "--window", "nonsense", "-o", str(out)]) == 2
     assert main(["fit", "--shape-estimator", "mle", "--quiet", "-o", str(out)]) == 0
     assert load_params(out).classes[0].arrivals.shape_estimator == "mle"
+
+
+def test_paper_demo_survives_params_json_and_cli(tmp_path, capsys):
+    from locust_burstgpt.provision.presets import paper_demo
+
+    path = tmp_path / "demo.json"
+    save_params(paper_demo(), path)
+    loaded = load_params(path)
+    assert loaded.to_dict() == paper_demo().to_dict()
+    assert loaded.classes[0].lengths.first_request.to_dict() == {"kind": "zipf", "theta": 1.1, "low": 1, "high": 1023}
+    out = tmp_path / "demo.csv"
+    assert main(["synth", "--params", str(path), "--duration", "600", "-o", str(out)]) == 0
+    assert load_trace(out).rows > 400
+
+
+def test_importing_provision_does_not_import_locust():
+    import subprocess
+    import sys
+
+    code = "import sys, locust_burstgpt.provision; print('locust' in sys.modules, 'gevent' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

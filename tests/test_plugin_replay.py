@@ -33,8 +33,16 @@ def single_run(sim_proxy, tmp_path_factory) -> tuple[LocustRun, list]:
     start = len(sim_proxy.requests)
     run = run_locust(tmp_path_factory.mktemp("single"), sim_proxy.base_url,
                      "--burstgpt-window", WINDOW, "--burstgpt-speedup", SPEEDUP)
-    seen = [r for r in sim_proxy.requests[start:] if r.path.startswith("/v1/chat")]
-    return run, seen
+    return run, _replayed(run, sim_proxy.requests[start:])
+
+
+def _replayed(run: LocustRun, seen: list) -> list:
+    """Chat requests the server saw for the run's records (not the prompt builder's setup probes)."""
+    ids = {r["request_id"] for r in run.records}
+    chat = [r for r in seen if r.path.startswith("/v1/chat")]
+    probes = [r for r in chat if r.headers.get("x-request-id") not in ids]
+    assert len(probes) <= 4, f"{len(probes)} chat requests that are not replayed turns"
+    return [r for r in chat if r.headers.get("x-request-id") in ids]
 
 
 def _ok_or_explain(run: LocustRun) -> None:
@@ -110,7 +118,7 @@ def test_two_processes_split_conversations(single_run, sim_proxy, tmp_path):
     run = run_locust(tmp_path, sim_proxy.base_url, "--processes", "2",
                      "--burstgpt-window", WINDOW, "--burstgpt-speedup", SPEEDUP)
     assert run.returncode == 0, run.output[-4000:]
-    seen = [r for r in sim_proxy.requests[start:] if r.path.startswith("/v1/chat")]
+    seen = _replayed(run, sim_proxy.requests[start:])
     workers = run.by_role("worker")
     assert len(workers) == 2 and all(w["records"] for w in workers)
     ledger = run.ledger()

@@ -158,6 +158,21 @@ def test_stall_mid_stream_holds_a_sequence_after_k_tokens():
     assert r.itls[3:] == pytest.approx([itl] * 4)
 
 
+def test_a_stalled_sequence_preempted_under_kv_pressure_still_stalls_exactly():
+    # Tight KV: the stalled (most recent) sequence is preempted while it is held.
+    # 9 blocks: the first sequence grows to 7 while the stalled one holds 3.
+    prof = profile(kv_cache_tokens=144, max_model_len=128, block_size=16, context_token_s=0.0,
+                   prefill_token_s=0.0)
+    reqs = [req(40, 60, salt=1), req(40, 60, salt=2, stall_after=5, stall_s=1.0)]
+    out = replay(prof, reqs)
+    a, b = out.timings
+    assert len(a.token_times) == len(b.token_times) == 60
+    assert b.itls[4] >= 1.0  # no token between token 5 and the end of the stall
+    assert max(b.itls[:4]) < 0.1
+    eng = out.engine
+    assert eng is not None and eng.stats.preemptions >= 1 and eng.kv.used == 0
+
+
 def test_abort_frees_blocks_and_leaves_the_others_running():
     eng = Engine(profile())
     a = eng.add(req(100, 50, salt=1))
@@ -172,6 +187,18 @@ def test_abort_frees_blocks_and_leaves_the_others_running():
     assert eng.kv.used == 0 and eng.stats.finished["abort"] == 2
 
 
+def test_a_request_is_not_admitted_into_a_step_that_started_before_it_arrived():
+    eng = Engine(profile())
+    running = eng.add(req(16, 10, salt=1, at=0.0))
+    first = eng.step(0.0)
+    assert first is not None and first.admitted == [running]
+    late = eng.add(req(16, 10, salt=2, at=first.end + 0.001))  # arrived while step 2 ran
+    second = eng.step(first.end)
+    assert second is not None and second.admitted == [] and second.tokens == [running]
+    third = eng.step(second.end)
+    assert third is not None and third.admitted == [late]
+
+
 def test_engine_rejects_requests_longer_than_the_model_allows():
     eng = Engine(profile(max_model_len=100, kv_cache_tokens=1000))
     with pytest.raises(ValueError, match="max_model_len"):
@@ -181,7 +208,8 @@ def test_engine_rejects_requests_longer_than_the_model_allows():
 @settings(max_examples=40, deadline=None)
 @given(
     st.lists(
-        st.tuples(st.floats(0, 2), st.integers(1, 300), st.integers(1, 60), st.integers(0, 3)),
+        st.tuples(st.floats(0, 2), st.integers(1, 300), st.integers(1, 60), st.integers(0, 3),
+                  st.one_of(st.none(), st.integers(1, 8))),
         min_size=1, max_size=25,
     ),
     st.integers(1, 6),
@@ -190,9 +218,10 @@ def test_engine_rejects_requests_longer_than_the_model_allows():
 def test_every_request_finishes_with_exact_length_and_kv_returns_to_empty(reqs, max_seqs, budget):
     prof = profile(kv_cache_tokens=512, max_model_len=400, max_num_seqs=max_seqs,
                    max_num_batched_tokens=budget)
-    requests = [SeqRequest(prompt(p, salt), n, n, arrival=at) for at, p, n, salt in reqs]
+    requests = [SeqRequest(prompt(p, salt), n, n, arrival=at, stall_after=stall, stall_s=0.05)
+                for at, p, n, salt, stall in reqs]
     out = replay(prof, requests)
-    for t, (_, _, n, _) in zip(out.timings, reqs, strict=True):
+    for t, (_, _, n, _, _) in zip(out.timings, reqs, strict=True):
         assert len(t.token_times) == n
         assert t.token_times == sorted(t.token_times)
         assert t.ttft > 0

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from locust_burstgpt.cli.main import main
-from locust_burstgpt.cli.synth_cmd import parse_rate
+from locust_burstgpt.cli.synth_cmd import parse_rate, parse_start_option
 from locust_burstgpt.provision.params import ParamsError
 from locust_burstgpt.provision.presets import load_preset, paper_demo, preset_names
 from locust_burstgpt.provision.synth import HEADER, synthesize, write_trace
@@ -152,6 +152,10 @@ def test_bad_arguments_are_clear_errors(slice3_params):
     for text in ("0", "-1", "fast", "x"):
         with pytest.raises(ValueError, match="rate"):
             parse_rate(text, 1.0)
+    assert parse_start_option("9h") == parse_start_option("32400") == parse_start_option("d0+09:00") == 32400
+    assert parse_start_option("d1") == 86400
+    with pytest.raises(ValueError, match="start 'nine'"):
+        parse_start_option("nine")
 
 
 def test_every_preset_synthesizes():

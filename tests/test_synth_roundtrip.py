@@ -1,7 +1,7 @@
 """Acceptance: fit a genuine BurstGPT slice, synthesize it back, compare what a user would inspect.
 
 The synthesized trace is written to CSV and read back with ``load_trace`` so the comparison sees
-exactly what every other command sees. Statistics are computed by the small helpers below.
+exactly what every other command sees. Statistics are computed by the small functions below.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def test_week_round_trip_profile_tokens_failures(week, tmp_path, seed):
 
 def test_week_round_trip_interarrival_cv(week, tmp_path):
     """The CV of all gaps is dominated by a handful of multi-hour night lulls, so a single
-    synthesized week is noisy (86 % of 200 seeds land within 15 %, median -3 %); the median
+    synthesized week is noisy (87 % of 200 seeds land within 15 %, median -1 %); the median
     over five fixed seeds is the stable check."""
     src, params = week
     want = interarrival_cv(src["timestamp"].to_numpy())
@@ -118,9 +118,10 @@ def test_slice3_round_trip_turns_and_history_growth(slice3, tmp_path, seed):
     turns_syn, _, _ = session_turns(syn)
     assert rel(turns_syn.mean(), turns_src.mean()) <= 0.15
     g_src, g_syn = growth_stats(src), growth_stats(syn)
-    # later turns carry the history: their requests are several times the first turn's, as in the source
+    # later turns carry the history: their median request is several times the first turn's
+    # (9.5x in the source; 8.5x-14x over 200 seeds, from only ~260 later turns per trace)
     assert g_src["later_over_first"] > 3
-    assert rel(g_syn["later_over_first"], g_src["later_over_first"]) <= 0.4, (g_syn, g_src)
+    assert rel(g_syn["later_over_first"], g_src["later_over_first"]) <= 0.5, (g_syn, g_src)
     assert abs(g_syn["growing_steps"] - g_src["growing_steps"]) <= 0.1
     # and they keep growing over the first turns, like the source's
     assert g_src["turn2"] < g_src["turn3"] < g_src["turn4"]

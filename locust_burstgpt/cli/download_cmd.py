@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
         DownloadError,
         Pin,
         download,
+        release_file,
     )
 
     if args.list or not args.name:
@@ -39,6 +40,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"{f.name.removesuffix('.csv'):28s} {f.pin.size:>13,} bytes  {rows:>18s}  sha256 {f.pin.sha256}")
         print(f"default base URL: {DEFAULT_BASE_URL}")
         return 0 if args.list else 2
+    try:
+        release_file(args.name)
+    except DownloadError as exc:
+        print(f"burstgpt download: error: {exc}", file=sys.stderr)
+        return 2
     pin = None
     if args.sha256 is not None:
         if not re.fullmatch(r"[0-9a-fA-F]{64}", args.sha256):

@@ -22,8 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", default=None,
                         help="Length of the window: seconds or 90s/10m/2h/7d (default: the fitted window's)")
     parser.add_argument("--start", default=None,
-                        help="Window start, seconds from 00:00 of day 0, or d<day>+HH:MM such as 'd0+09:00' "
-                             "(default: the fitted window's time of day, on day 0)")
+                        help="Window start from 00:00 of day 0: seconds, 9h/90m, or d<day>+HH:MM such as "
+                             "'d0+09:00' (default: the fitted window's time of day, on day 0)")
     parser.add_argument("--seed", type=int, default=0, help="Random seed (default 0): same seed, same trace")
     parser.add_argument("--day-levels", choices=("cycle", "flat"), default="cycle",
                         help="'cycle' repeats the fitted day-to-day levels (default); 'flat' gives every day level 1")
@@ -43,12 +43,25 @@ def parse_rate(text: str | None, fitted: float) -> float:
     return float(m[1]) * (fitted if m[2] else 1.0)
 
 
+def parse_start_option(text: str) -> float:
+    """Seconds from 00:00 of day 0: ``32400``, ``9h``, ``90m`` or ``d0+09:00``."""
+    from locust_burstgpt.trace.window import WindowSyntaxError, parse_duration, parse_start
+
+    value = text.strip()
+    try:
+        return parse_start(value) if value.startswith("d") or value.replace(".", "", 1).isdigit() \
+            else parse_duration(value)
+    except WindowSyntaxError:
+        raise ValueError(f"start {text!r}: expected seconds from 00:00 of day 0 (e.g. 32400 or 9h) "
+                         "or d<day>+HH:MM (e.g. d0+09:00)") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from locust_burstgpt.provision.params import load_params
     from locust_burstgpt.provision.presets import DESCRIPTIONS, load_preset
     from locust_burstgpt.provision.summary import trace_summary
     from locust_burstgpt.provision.synth import synthesize, write_trace
-    from locust_burstgpt.trace.window import parse_duration, parse_start
+    from locust_burstgpt.trace.window import parse_duration
 
     if args.list_presets:
         for name, desc in DESCRIPTIONS.items():
@@ -61,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         params = load_params(args.params) if args.params else load_preset(args.preset)
         rate = parse_rate(args.rate, params.mean_rate)
         duration = parse_duration(args.duration) if args.duration else None
-        start = parse_start(args.start) if args.start else None
+        start = parse_start_option(args.start) if args.start else None
         t0 = time.perf_counter()
         trace = synthesize(params, rate=rate, duration_s=duration, start_s=start, seed=args.seed,
                            day_levels=args.day_levels, tail=args.tail)

@@ -58,6 +58,8 @@ class OpenAITransport:
 
     def send(self, body: dict[str, Any], record: RequestRecord) -> RequestRecord:
         kwargs = self._kwargs(body)
+        if record.request_id:
+            kwargs["extra_headers"] = {"X-Request-Id": record.request_id}
         start = perf_counter()
         record.sent_at = start
         record.attempts = 1

@@ -29,6 +29,7 @@ log = logging.getLogger("locust_burstgpt.client")
 
 _BLOCK = 65536
 _HEADER_NAME = re.compile(r"\A[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_REQUEST_ID = re.compile(r"\A[\x21-\x7e]{1,200}\Z")
 _HEADER_VALUE = re.compile(r"\A[\t\x20-\x7e\x80-\xff]*\Z")
 _RETRYABLE_SEND = (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED)
 _DRAIN_S = 0.2  # how long to wait for the end of a body after [DONE] before giving up reuse
@@ -128,12 +129,13 @@ class RawTransport:
             if not _HEADER_NAME.match(name) or not _HEADER_VALUE.match(str(value)):
                 raise ClientConfigError(f"invalid HTTP header {name!r} (name or value not allowed)")
             head.append(f"{name}: {value}")
-        self._head = ("\r\n".join(head) + "\r\nContent-Length: ").encode("latin-1")
+        self._head_base = ("\r\n".join(head) + "\r\n").encode("latin-1")
 
     # -- public --------------------------------------------------------------------------------
     def send(self, body: dict[str, Any], record: RequestRecord) -> RequestRecord:
         payload = encode_body(body)
-        request = self._head + b"%d\r\n\r\n" % len(payload) + payload
+        request = (self._head_base + _request_id_header(record.request_id)
+                   + b"Content-Length: %d\r\n\r\n" % len(payload) + payload)
         pool = self._pool
         try:
             pool.acquire_slot()
@@ -362,6 +364,13 @@ class _Exchange:
         self.sock: Any = None
         self.reusable = False
         self.last_rx = 0.0
+
+
+def _request_id_header(request_id: str) -> bytes:
+    """``X-Request-Id`` so server logs (vLLM adopts it as its request id) match our records."""
+    if request_id and _REQUEST_ID.match(request_id):
+        return b"X-Request-Id: " + request_id.encode("ascii") + b"\r\n"
+    return b""
 
 
 def encode_body(body: dict[str, Any]) -> bytes:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gevent
+import numpy as np
 from gevent.event import Event
 from gevent.pool import Group
 from gevent.queue import Empty, PriorityQueue
@@ -84,14 +85,16 @@ class ReplayEngine:
         self._dispatcher: gevent.Greenlet | None = None
         self._pending: dict[int, ConversationState] = {}  # released or running, not finished
         self._next_undispatched = 0
+        self._turn_counts: np.ndarray | None = None
         self.ledger.scheduled = self._turns_of(self.indices)
         self.ledger.conversations_scheduled = len(self.indices)
 
     def _turns_of(self, indices: Sequence[int]) -> int:
-        counts = getattr(self.workload, "turn_counts", None)
-        if counts is not None:
-            return int(counts[list(indices)].sum()) if len(indices) else 0
-        return sum(len(self.workload.conversation(i).turns) for i in indices)
+        if not len(indices):
+            return 0
+        if self._turn_counts is None:
+            self._turn_counts = self.workload.turn_counts()
+        return int(self._turn_counts[np.asarray(indices, dtype=np.int64)].sum())
 
     # -- dispatch -----------------------------------------------------------------------------
     def start(self) -> None:

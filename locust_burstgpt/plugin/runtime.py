@@ -99,10 +99,18 @@ class ReplayRuntime:
     def send_turn(self, state: ConversationState, turn: Any) -> RequestRecord:
         conv = state.conversation
         model = self.server.model_for(conv.model)
-        prompt_target, output_target = self.server.clip(max(1, turn.request_tokens), max(1, turn.response_tokens))
+        asked = (max(1, turn.request_tokens), max(1, turn.response_tokens))
+        prompt_target, output_target = self.server.clip(*asked)
+        if (prompt_target, output_target) != asked:
+            self.ledger.prompt_clipped += 1
         built = self.builder.build_turn(prompt_target, state.history, conv_key=f"{self.settings.seed}:{conv.id}")
         if built.dropped_turns:
             self.ledger.history_trimmed += 1
+        if built.expected_prompt_tokens > prompt_target:
+            # below the chat template's own size (e.g. a default system prompt): unreachable, so the
+            # smallest possible prompt is sent and counted, like prompts clipped to the context
+            self.ledger.prompt_raised += 1
+            prompt_target = built.expected_prompt_tokens
         body: dict[str, Any] = {"model": model, **output_controls(output_target, self.server.kind)}
         if self.settings.endpoint == "chat":
             body["messages"] = built.messages

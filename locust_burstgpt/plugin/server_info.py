@@ -28,7 +28,6 @@ class ServerInfo:
     kind: str
     max_model_len: int | None
     model_map: dict[str, str] = field(default_factory=dict)
-    clipped: int = 0
 
     @property
     def default_model(self) -> str:
@@ -38,11 +37,10 @@ class ServerInfo:
         return self.model_map.get(trace_model, self.default_model)
 
     def clip(self, prompt_tokens: int, output_tokens: int) -> tuple[int, int]:
-        """Fit a turn into the model's context; counts how often that was needed."""
+        """Fit a turn into the model's context (the caller counts when the result differs)."""
         limit = self.max_model_len
         if limit is None or prompt_tokens + output_tokens <= limit:
             return prompt_tokens, output_tokens
-        self.clipped += 1
         output = min(output_tokens, max(1, limit // 4))
         return max(1, min(prompt_tokens, limit - output)), output
 

@@ -20,7 +20,9 @@ class BurstGPTShape(LoadTestShape):
     """Abstract base: a locustfile declares ``class Shape(BurstGPTShape): pass`` to activate it."""
 
     abstract = True
-    use_common_options = True  # shows --run-time in the web UI; -u/-r are ignored (the curve decides)
+    # The curve decides users and spawn rate, so Locust's -u/-r fields are hidden from the start
+    # form. --run-time is still honoured: tick() ends the test when it is reached.
+    use_common_options = False
 
     def target_users(self, t: float) -> int:
         """Users wanted at replay time ``t`` (s); before the start, the curve's first second."""

@@ -58,7 +58,7 @@ class Quantiles:
         return float(x[0]) if x.size == 1 else float(np.mean((x[1:] + x[:-1]) / 2))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "x": [_round(v) for v in self.x]}
+        return {"kind": self.kind, "x": [round6(v) for v in self.x]}
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class Pmf:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "values": list(self.values),
-                "probs": [_round(p) for p in self.probs]}
+                "probs": [round6(p) for p in self.probs]}
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ class Bucketed:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"edges": [_round(e) for e in self.edges], "dists": [d.to_dict() for d in self.dists]}
+        return {"edges": [round6(e) for e in self.edges], "dists": [d.to_dict() for d in self.dists]}
 
 
 def distribution_from_dict(data: Any, where: str) -> Distribution:
@@ -234,6 +234,6 @@ def _numbers(value: Any, where: str) -> list[float]:
     return [float(v) for v in value]
 
 
-def _round(v: float) -> float:
+def round6(v: float) -> float:
     """Six significant digits: exact enough for sampling, short enough to read."""
     return float(f"{v:.6g}")

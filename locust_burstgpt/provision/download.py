@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import socket
 import sys
 import time
 import urllib.error
@@ -69,7 +68,7 @@ class DownloadError(RuntimeError):
 
 
 # Errors worth another attempt: the network, not the file system or the pin.
-_RETRYABLE = (ConnectionError, TimeoutError, socket.timeout, http.client.HTTPException, urllib.error.URLError)
+_RETRYABLE = (ConnectionError, TimeoutError, http.client.HTTPException, urllib.error.URLError)
 
 
 def release_file(name: str) -> ReleaseFile:
@@ -101,12 +100,13 @@ def sha256_of(path: Path) -> str:
 
 def download(name: str, directory: str | os.PathLike[str] = ".", *, base_url: str = DEFAULT_BASE_URL,
              pin: Pin | None = None, retries: int = 5, timeout_s: float = 30.0, backoff_s: float = 1.0,
-             progress: IO[str] | None = sys.stderr,
+             progress: IO[str] | bool = True,
              opener: Callable[..., http.client.HTTPResponse] | None = None) -> Path:
     """Download release file ``name`` into ``directory``; return the verified file's path.
 
     ``pin`` overrides the official pin (for mirrors or tests). ``retries`` counts consecutive
     failed attempts that received no bytes (an attempt that makes progress resets it).
+    ``progress``: True reports on stderr, False is silent, or a text stream to report to.
     """
     release = release_file(name)
     expected = pin or release.pin
@@ -116,7 +116,8 @@ def download(name: str, directory: str | os.PathLike[str] = ".", *, base_url: st
     final = folder / release.name
     part = folder / (release.name + ".part")
     url = file_url(base_url, release.name)
-    bar = _Progress(release.name, expected.size, progress)
+    stream = sys.stderr if progress is True else (progress or None)
+    bar = _Progress(release.name, expected.size, stream)
 
     if final.exists():
         actual = sha256_of(final)
@@ -206,7 +207,7 @@ def _fetch(open_url: Callable[..., http.client.HTTPResponse], url: str, part: Pa
                     out.write(chunk)
                     got += len(chunk)
                     bar.update(have + got)
-            except (ConnectionError, TimeoutError, socket.timeout, http.client.HTTPException) as exc:
+            except (ConnectionError, TimeoutError, http.client.HTTPException) as exc:
                 reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     if size is None:
         return got, True, ""  # no length to check: the end of the stream is the end of the file

@@ -122,7 +122,7 @@ def fit_workload(workload: Workload, options: FitOptions | None = None) -> Param
     if any(r is None for c in classes for r in c.arrivals.rate_per_s):
         notes.append("the window does not cover every time-of-day bin: uncovered bins use the "
                      "class's mean rate")
-    start = math.floor((w0 % DAY_S) / opts.bin_s) * opts.bin_s
+    start = w0 % DAY_S  # synth defaults to the same time of day, on day 0
     params = Params(source=source, bin_s=opts.bin_s, start_s=float(start), classes=classes,
                     generator=f"locust-burstgpt {__version__}", notes=notes)
     return Params.from_dict(params.to_dict())  # exactly what params.json will hold (rounded)
@@ -171,19 +171,24 @@ class _Rows:
         ts = df["timestamp"].to_numpy(dtype=np.float64)[order]
         recorded = df["elapsed"].to_numpy(dtype=np.float64)[order]
         response = df["response_tokens"].to_numpy(dtype=np.int64)[order]
-        models = df["model"].astype(str).to_numpy()[order]
-        logs = df["log_type"].astype(str).to_numpy()[order]
+        model_cat = pd.Categorical(df["model"])
+        log_cat = pd.Categorical(df["log_type"])
+        model_codes = np.asarray(model_cat.codes, dtype=np.int64)[order]
+        log_codes = np.asarray(log_cat.codes, dtype=np.int64)[order]
         service = recorded.copy()
         missing = np.isnan(service)
         if missing.any():
-            service[missing] = default_service.estimate(pd.Categorical(models[missing]), response[missing])
+            service[missing] = default_service.estimate(
+                pd.Categorical.from_codes(model_codes[missing], categories=model_cat.categories), response[missing])
         think = np.zeros(n)
         same = conv[1:] == conv[:-1]
         think[:-1] = np.where(same, np.maximum(ts[1:] - ts[:-1] - service[:-1], 0.0), 0.0)
 
-        conv_keys = list(zip(logs[offsets], models[offsets], strict=True))
-        uniq = sorted(set(conv_keys))
-        index = {k: i for i, k in enumerate(uniq)}
+        # class of a conversation = (log type, model) of its first turn, as a dense code
+        pair = log_codes[offsets] * len(model_cat.categories) + model_codes[offsets]
+        used, class_codes = np.unique(pair, return_inverse=True)
+        keys = [(str(log_cat.categories[u // len(model_cat.categories)]),
+                 str(model_cat.categories[u % len(model_cat.categories)])) for u in used]
         return cls(
             ts=ts,
             request=df["request_tokens"].to_numpy(dtype=np.int64)[order],
@@ -194,8 +199,8 @@ class _Rows:
             turn=np.arange(n) - offsets[conv],
             offsets=offsets,
             lengths=lengths,
-            class_codes=np.array([index[k] for k in conv_keys], dtype=np.int64),
-            keys=uniq,
+            class_codes=class_codes.astype(np.int64),
+            keys=keys,
         )
 
     def class_keys(self) -> list[tuple[str, str]]:
@@ -232,8 +237,8 @@ def _fit_class(rows: _Rows, key: tuple[str, str], w0: float, w1: float, opts: Fi
     increment[:-1] = req[1:] - req[:-1] - resp[:-1]
 
     def pooled(values: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
-        # ``values`` may be 2-D (one row per trace row); rows are selected, columns kept
-        """Values of this class, or of its log type when the class alone has too few."""
+        """Rows of ``values`` (1-D, or 2-D with one row per trace row) for this class, or for its
+        log type when the class alone has fewer than ``min_samples``."""
         mine = values[mask & in_class]
         if len(mine) >= opts.min_samples:
             return mine

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,9 @@ from .distributions import (
     Distribution,
     ParamsError,
     Quantiles,
-    _round,
     bucketed_from_dict,
     distribution_from_dict,
+    round6,
 )
 
 FORMAT = "locust-burstgpt-params"
@@ -176,7 +177,7 @@ class Params:
                 "has_sessions": self.source.has_sessions,
                 "has_elapsed": self.source.has_elapsed,
             },
-            "mean_rate_per_s": _round(self.mean_rate),
+            "mean_rate_per_s": round6(self.mean_rate),
             "bin_s": self.bin_s,
             "start_s": self.start_s,
             "notes": list(self.notes),
@@ -219,18 +220,18 @@ def _class_to_dict(c: ClassParams) -> dict[str, Any]:
         "rows": c.rows,
         "conversations": c.conversations_count,
         "arrivals": {
-            "mean_start_rate_per_s": _round(a.mean_rate()),
+            "mean_start_rate_per_s": round6(a.mean_rate()),
             "shape_estimator": a.shape_estimator,
-            "rate_per_s": [None if r is None else _round(r) for r in a.rate_per_s],
-            "shape": [_round(k) for k in a.shape],
-            "scale_s": [None if r is None or r <= 0 else _round(1.0 / (r * k))
+            "rate_per_s": [None if r is None else round6(r) for r in a.rate_per_s],
+            "shape": [round6(k) for k in a.shape],
+            "scale_s": [None if r is None or r <= 0 else round6(1.0 / (r * k))
                         for r, k in zip(a.rate_per_s, a.shape, strict=True)],
             "gaps": list(a.gaps),
-            "exposure_s": [_round(e) for e in a.exposure_s],
-            "day_levels": [_round(v) for v in a.day_levels],
+            "exposure_s": [round6(e) for e in a.exposure_s],
+            "day_levels": [round6(v) for v in a.day_levels],
         },
         "conversation": {
-            "mean_turns": _round(c.conversations.turns.mean()),
+            "mean_turns": round6(c.conversations.turns.mean()),
             "turns": c.conversations.turns.to_dict(),
             "think_s": None if c.conversations.think_s is None else c.conversations.think_s.to_dict(),
         },
@@ -240,12 +241,12 @@ def _class_to_dict(c: ClassParams) -> dict[str, Any]:
             "max_request": c.lengths.max_request,
             "response_by_request": c.lengths.response.to_dict(),
         },
-        "failures": {"rate": _round(c.failures.rate),
-                     "zero_request_fraction": _round(c.failures.zero_request_fraction)},
+        "failures": {"rate": round6(c.failures.rate),
+                     "zero_request_fraction": round6(c.failures.zero_request_fraction)},
         "elapsed": {
             "source": c.elapsed.source,
-            "intercept_s": _round(c.elapsed.intercept_s),
-            "per_response_token_s": _round(c.elapsed.per_response_token_s),
+            "intercept_s": round6(c.elapsed.intercept_s),
+            "per_response_token_s": round6(c.elapsed.per_response_token_s),
             "residual_s": c.elapsed.residual_s.to_dict(),
         },
     }
@@ -400,17 +401,17 @@ def _str(data: dict[str, Any], key: str, where: str) -> str:
     return value
 
 
+_NUMBER_LIST = re.compile(r"\[\n\s*((?:-?[\d.eE+-]+|null),?\n\s*)+\]")
+
+
 def _compact_number_lists(text: str) -> str:
     """Put lists of plain numbers on one line, so a 72-bin profile reads as one row."""
-    import re
-
-    pattern = re.compile(r"\[\n\s*((?:-?[\d.eE+-]+|null),?\n\s*)+\]")
 
     def join(m: re.Match[str]) -> str:
         items = [s.strip().rstrip(",") for s in m.group(0)[1:-1].split("\n") if s.strip()]
         return "[" + ", ".join(items) + "]"
 
-    return pattern.sub(join, text)
+    return _NUMBER_LIST.sub(join, text)
 
 
 __all__ = [

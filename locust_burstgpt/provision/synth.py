@@ -6,11 +6,13 @@ How a trace is made (all vectorised with numpy; a million rows take a few second
    A class's expected conversation starts in a segment are ``rate[bin] * level[day] * seconds``
    (day levels cycle over the fitted days), and every class is scaled by one factor so that the
    expected number of requests (starts times mean turns) is ``rate * duration``.
-2. Within a segment, starts form a Gamma renewal process in operational time (unit mean gap)
-   with the bin's shape, mapped linearly onto the segment. Times are cumulative sums of gaps, so
-   request i is placed at the sum of the gaps before it (never at its own gap from time 0). The
-   first start of a segment is drawn from the renewal process's stationary residual
-   (``Gamma(shape + 1) * U``), so segment boundaries add no artefact.
+2. Starts form one Gamma renewal process per class in operational time (one unit = one expected
+   start): operational time runs at the segment's expected starts per second, and each gap has
+   the shape of the bin it starts in. Times are cumulative sums of gaps, so start i is placed at
+   the sum of the gaps before it (never at its own gap from time 0). A gap may span quiet
+   segments: a night lull stays one long gap, as in the source. The first start is drawn from
+   the process's stationary residual life (``Gamma(shape + 1) * U``), so the window's start
+   adds no artefact, and the expected count in every segment is exactly its share.
 3. Each conversation draws its turns, its first request, and then turn by turn: the response
    (from the bucket of the request), the service time, the think time, and the next request
    (``request + response + increment``). Turn k+1 is sent at ``ts_k + elapsed_k + think_k``.
@@ -71,9 +73,12 @@ class SynthTrace:
 
     def to_arrow(self) -> pa.Table:
         """The 8 BurstGPT_3 columns, in order, as an Arrow table."""
-        models = pa.array([m for m, _ in self.classes], pa.string())
-        logs = pa.array([lt for _, lt in self.classes], pa.string())
-        codes = pa.array(self.class_code.astype(np.int32))
+        def column(names: list[str]) -> pa.DictionaryArray:
+            uniq = sorted(set(names))
+            per_class = np.array([uniq.index(n) for n in names], dtype=np.int32)
+            codes = per_class[self.class_code] if self.rows else np.empty(0, np.int32)
+            return pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(uniq, pa.string()))
+
         has = self.session >= 0
         sid_index = pa.array(np.where(has, self.session, 0).astype(np.int32), mask=~has)
         sid_dict = pa.array(self.session_ids, pa.binary()).cast(pa.string()) if self.session_ids.size \
@@ -82,11 +87,11 @@ class SynthTrace:
             "Timestamp": pa.array(self.timestamp),
             "Session ID": pa.DictionaryArray.from_arrays(sid_index, sid_dict),
             "Elapsed time": pa.array(self.elapsed),
-            "Model": pa.DictionaryArray.from_arrays(codes, models),
+            "Model": column([m for m, _ in self.classes]),
             "Request tokens": pa.array(self.request_tokens),
             "Response tokens": pa.array(self.response_tokens),
             "Total tokens": pa.array(self.request_tokens + self.response_tokens),
-            "Log Type": pa.DictionaryArray.from_arrays(codes, logs),
+            "Log Type": column([lt for _, lt in self.classes]),
         })
 
 

@@ -10,9 +10,9 @@ scheduler does (simplified):
    that needs a new KV block when none is free preempts the most recently admitted running
    sequence (recompute mode: its KV is dropped, it goes back to the head of the queue and later
    re-prefills prompt + tokens generated so far, usually from the prefix cache).
-2. Then waiting sequences, first come first served, while fewer than ``max_num_seqs`` run, the
-   token budget lasts and the KV cache has free blocks for the whole prompt; the first one that
-   does not fit blocks those behind it. Nothing is admitted in a step that preempted.
+2. Then waiting sequences that arrived by the step's start, first come first served, while fewer
+   than ``max_num_seqs`` run, the token budget lasts and the KV cache has free blocks for the
+   whole prompt; the first one that does not fit blocks those behind it. Nothing is admitted in a step that preempted.
 3. The step lasts ``Profile.step_time(prefill tokens, decoding sequences, their context tokens)``.
    Its outputs (one token for every decoding sequence and for every sequence whose prefill
    completed in it) are due at the step's end.
@@ -268,7 +268,7 @@ class Engine:
         return len(self.waiting)
 
     def has_work(self, now: float) -> bool:
-        """Whether a step at ``now`` would do anything."""
+        """Whether a step at ``now`` might do anything (cheap; ``step`` may still return None)."""
         if self.waiting:
             return True
         return any(s.hold_until <= now for s in self.running)
@@ -276,6 +276,7 @@ class Engine:
     def next_wakeup(self, now: float) -> float | None:
         """Earliest time after ``now`` a held sequence becomes runnable (None if none is held)."""
         held = [s.hold_until for s in self.running if s.hold_until > now]
+        held += [s.hold_until for s in self.waiting if s.hold_until > now]
         return min(held) if held else None
 
     # ---- scheduling -------------------------------------------------------------------------
@@ -316,11 +317,16 @@ class Engine:
             i += 1
 
         if not preempted:
-            while self.waiting and budget > 0 and len(running) < p.max_num_seqs:
-                seq = self.waiting[0]
-                if not self._admit(seq):
+            waiting = self.waiting
+            k = 0
+            while k < len(waiting) and budget > 0 and len(running) < p.max_num_seqs:
+                seq = waiting[k]
+                if seq.hold_until > now:  # a stalled sequence that was preempted: skip it
+                    k += 1
+                    continue
+                if seq.arrival > now or not self._admit(seq):  # not here yet, or no KV room
                     break
-                self.waiting.popleft()
+                del waiting[k]
                 admitted.append(seq)
                 chunk = min(seq.prefill_target - seq.num_computed, budget)
                 completes = seq.num_computed + chunk == seq.prefill_target

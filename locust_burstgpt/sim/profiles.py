@@ -101,14 +101,17 @@ PROFILES: dict[str, Profile] = {
     for p in (
         Profile(
             name="fast",
-            description="no modelled compute time: steps run back to back as fast as the event "
-            "loop allows, one token per running sequence per step (for client and plugin tests)",
+            description="almost no modelled compute time: a fixed 1 ms step, one token per "
+            "running sequence per step (for client and plugin tests)",
             max_num_seqs=4096,
             max_num_batched_tokens=1_048_576,
-            kv_cache_tokens=64 * 1024 * 1024,
+            kv_cache_tokens=4 * 1024 * 1024,  # bounds the prefix cache's memory (~50 MB)
             block_size=16,
             max_model_len=131_072,
-            step_base_s=0.0,
+            # A tiny fixed step rather than none: the cadence is deterministic (one token per
+            # sequence per millisecond) and an idle-ish simulator does not spin a core that the
+            # load generator on the same machine needs.
+            step_base_s=0.001,
             prefill_token_s=0.0,
             decode_seq_s=0.0,
             context_token_s=0.0,

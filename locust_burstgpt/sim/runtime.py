@@ -3,8 +3,9 @@
 Why it exists: it joins the pure engine to the wire. The loop plans a step starting at ``t``,
 sleeps until the step's scheduled end ``t + step_time``, writes every token due at that end, and
 plans the next step starting at that same scheduled end (so the simulator's own CPU time hides
-inside the next step). Wall-clock step length is therefore ``max(step_time, CPU time to plan and
-write a step)``; with the ``fast`` profile (step_time 0) steps run back to back with one pass
+inside the next step; requests that arrived after that instant wait for the step after, as they
+would on a real server). Wall-clock step length is therefore ``max(step_time, CPU time to plan
+and write a step)``; with the ``fast`` profile (step_time 0) steps run back to back with one pass
 through the event loop between them, so I/O and new requests are served every step.
 """
 
@@ -22,8 +23,10 @@ from locust_burstgpt.sim.metrics import WireMetrics, render
 
 log = logging.getLogger("locust_burstgpt.sim")
 _clock = time.monotonic
-# Event-loop timers fire up to about a millisecond late; lateness below this is not a slip.
+# Event-loop timers fire up to about a millisecond early or late; closer than this is on time.
 TIMER_SLACK_S = 0.002
+# How far behind its timeline the engine may run and still catch up (see _engine_loop).
+MAX_LAG_S = 0.025
 
 
 class SimServer:
@@ -98,16 +101,18 @@ class SimServer:
         assert wake is not None
         sleep = asyncio.sleep
         prev_end: float | None = None  # scheduled end of the previous step, None after idling
-        delivered_from = 0.0  # when the previous step's delivery began
         while True:
             now = _clock()
             # Steps run back to back on the model's timeline: the next one starts where the last
-            # ended, so the CPU time spent writing chunks hides inside the next step. Only when
-            # that CPU time exceeds the step time does the timeline slip (step = CPU time).
-            start = now if prev_end is None else max(prev_end, delivered_from - TIMER_SLACK_S)
+            # ended, so the CPU time spent writing chunks (and a late timer or a busy machine)
+            # hides inside the next step. Only a lag beyond MAX_LAG_S slips the timeline, so a
+            # simulator that is CPU-bound runs steps at its CPU speed instead of bursting.
+            start = now if prev_end is None else max(prev_end, now - MAX_LAG_S)
             step = engine.step(start) if engine.has_work(start) else None
             if step is None:
-                prev_end = None
+                if prev_end is not None:
+                    prev_end = None  # nothing was due at the anchored start: look again from now
+                    continue
                 wake.clear()
                 nxt = engine.next_wakeup(now)
                 timeout = None if nxt is None else max(0.0, nxt - _clock())
@@ -125,7 +130,6 @@ class SimServer:
                 await sleep(delay)
             if step.duration <= TIMER_SLACK_S / 10:
                 await sleep(0)  # let I/O run between back-to-back steps
-            delivered_from = _clock()
             prev_end = end
             for seq in step.tokens:
                 try:

@@ -18,6 +18,8 @@ from functools import cached_property
 
 import numpy as np
 
+from .curves import ArrivalCounter, InProgressCounter
+
 
 @dataclass(frozen=True)
 class Turn:
@@ -83,27 +85,26 @@ class RowArrays:
 class ConversationTable:
     """All conversations of a row selection, ordered by first-turn time (ties: file order).
 
-    Per row (selection order): ``req_start``, the scheduled start of the request (replay model,
-    scaled offset from the window start). Per conversation: ``first`` (row index of its first
-    turn), ``start``, ``duration`` (first submission to last completion), ``lengths`` (on
-    demand) and ``group_of(i)`` (-1 for one-turn conversations, else a session group). Per session row, in
-    group order: ``group_rows``, ``group_think`` (scaled) and ``group_sched`` (offset from the
-    conversation's start); one-turn conversations have no think time and offset 0.
+    Stored column-wise in row (= time) order, so nothing is regrouped for one-turn
+    conversations. Per row: ``is_first`` (first turn of its conversation), ``single`` (a
+    one-turn conversation). Per conversation: ``start`` (sorted). Per session row (only the
+    rows that have a Session ID), in conversation-then-turn order: ``group_rows``,
+    ``group_think`` (scaled), ``group_sched`` (offset from the conversation start),
+    ``group_req_start``, ``group_elapsed``; per session: ``group_offsets``, ``group_start``,
+    ``group_duration``. Row- or conversation-indexed arrays that only some callers need
+    (``req_start``, ``first``, ``duration``, ``lengths``, ``conv_of_row``) are built on first use.
     """
 
     def __init__(self, rows: RowArrays, *, window_start: float, speedup: float) -> None:
         self.r = rows
         self.window_start = window_start
         self.speedup = speedup
-        n = rows.timestamp.size
         ts = rows.timestamp
         el = rows.elapsed
-        req_start = ts - window_start
-        if speedup != 1:
-            req_start /= speedup
 
         codes = rows.session_codes
-        in_session = np.flatnonzero(codes >= 0)
+        self.single = codes < 0
+        in_session = np.flatnonzero(~self.single)
         s_codes = codes[in_session]
         order = np.argsort(s_codes, kind="stable")         # groups, time order within each
         grows = in_session[order]                           # session rows grouped by session
@@ -116,41 +117,57 @@ class ConversationTable:
         self.group_rows = grows
         self.group_code = gcodes[heads]
         glen = np.diff(self.group_offsets)
-        gfirst = grows[heads]
+        self.group_first = grows[heads]
 
-        is_first = np.ones(n, dtype=bool)
-        is_first[in_session] = False
-        is_first[gfirst] = True
-        self.first = np.flatnonzero(is_first)               # conversation order = first-row order
-        del is_first
-        gconv = np.searchsorted(self.first, gfirst)         # conversation index of each group
-        by_conv = np.argsort(gconv)
-        self._gconv_sorted = gconv[by_conv]                 # for group lookups by conversation
-        self._group_by_conv = by_conv
-        self.start = req_start[self.first]
-        self.duration = el[self.first]
+        self.is_first = self.single.copy()
+        self.is_first[self.group_first] = True
+        self.start = self.offset_of(ts[self.is_first])     # conversation order = first-row order
 
         # Think times and scheduled offsets exist only for session rows (grouped order).
         self.group_think = np.zeros(grows.size)
         self.group_sched = np.zeros(grows.size)
+        self.group_start = self.offset_of(ts[self.group_first])
+        self.group_duration = np.zeros(heads.size)
+        self.group_elapsed = el[grows]
         if grows.size:
-            gts, gel = ts[grows], el[grows]
+            gts = ts[grows]
+            gel = self.group_elapsed
             gap = np.empty(grows.size)
             gap[:-1] = gts[1:] - gts[:-1] - gel[:-1]
-            gap[self.group_offsets[1:] - 1] = 0.0
+            last = self.group_offsets[1:] - 1
+            gap[last] = 0.0
             self.group_think = np.maximum(gap, 0.0) / speedup
             step = gel + self.group_think
             before = np.cumsum(step) - step
             self.group_sched = before - np.repeat(before[heads], glen)
-            last = self.group_offsets[1:] - 1
-            self.duration[gconv] = self.group_sched[last] + gel[last]
-            req_start[grows] = np.repeat(self.start[gconv], glen) + self.group_sched
-        self.req_start = req_start
-        self._gconv = gconv
+            self.group_duration = self.group_sched[last] + gel[last]
+        self.group_req_start = np.repeat(self.group_start, glen) + self.group_sched
+
+    def offset_of(self, timestamps: np.ndarray) -> np.ndarray:
+        """Scaled offsets from the window start of trace timestamps (a new array)."""
+        out = np.subtract(timestamps, self.window_start)
+        if self.speedup != 1:
+            out /= self.speedup
+        return out
+
+    @cached_property
+    def req_start(self) -> np.ndarray:
+        """Scheduled start of every selected row's request under the replay model."""
+        out = self.offset_of(self.r.timestamp)
+        out[self.group_rows] = self.group_req_start
+        return out
+
+    def add_singles(self, counter: InProgressCounter | ArrivalCounter) -> None:
+        """Add the one-turn conversations (= their requests) to a curve counter."""
+        if isinstance(counter, ArrivalCounter):
+            counter.add(self.r.timestamp, where=self.single, offset=self.window_start, scale=self.speedup)
+        else:
+            counter.add(self.r.timestamp, self.r.elapsed, where=self.single,
+                        offset=self.window_start, scale=self.speedup)
 
     @property
     def n_conversations(self) -> int:
-        return int(self.first.size)
+        return int(self.start.size)
 
     @property
     def n_turns(self) -> int:
@@ -160,32 +177,55 @@ class ConversationTable:
     def estimated(self) -> bool:
         return bool(self.r.estimated.any())
 
-    def group_of(self, i: int) -> int:
-        """Session group of conversation ``i``, or -1 for a one-turn conversation."""
-        j = int(np.searchsorted(self._gconv_sorted, i))
-        if j < self._gconv_sorted.size and self._gconv_sorted[j] == i:
-            return int(self._group_by_conv[j])
-        return -1
+    @cached_property
+    def first(self) -> np.ndarray:
+        """Row index of every conversation's first turn (conversation order)."""
+        return np.flatnonzero(self.is_first)
+
+    @cached_property
+    def _group_conv(self) -> np.ndarray:
+        """Conversation index of every session group."""
+        return np.searchsorted(self.first, self.group_first)
+
+    @cached_property
+    def _groups_by_conv(self) -> tuple[np.ndarray, np.ndarray]:
+        order = np.argsort(self._group_conv)
+        return self._group_conv[order], order
+
+    @cached_property
+    def duration(self) -> np.ndarray:
+        """First submission to last completion of every conversation (replay model)."""
+        out = self.r.elapsed[self.first]
+        out[self._group_conv] = self.group_duration
+        return out
 
     @cached_property
     def lengths(self) -> np.ndarray:
         """Number of turns of every conversation."""
-        out = np.ones(self.first.size, dtype=np.int64)
-        out[self._gconv] = np.diff(self.group_offsets)
+        out = np.ones(self.n_conversations, dtype=np.int64)
+        out[self._group_conv] = np.diff(self.group_offsets)
         return out
 
     @cached_property
     def conv_of_row(self) -> np.ndarray:
         """Conversation index of every selected row."""
-        out = np.empty(self.n_turns, dtype=np.int64)
-        out[self.first] = np.arange(self.first.size)
+        out = np.cumsum(self.is_first) - 1
         if self.group_rows.size:
-            out[self.group_rows] = np.repeat(self._gconv, np.diff(self.group_offsets))
+            out[self.group_rows] = np.repeat(self._group_conv, np.diff(self.group_offsets))
         return out
 
-    def think_trace(self) -> np.ndarray:
-        """Unscaled think time (trace seconds) of every turn that has a next turn, grouped order."""
-        return self.group_think * self.speedup
+    def group_of(self, i: int) -> int:
+        """Session group of conversation ``i``, or -1 for a one-turn conversation."""
+        convs, groups = self._groups_by_conv
+        j = int(np.searchsorted(convs, i))
+        if j < convs.size and convs[j] == i:
+            return int(groups[j])
+        return -1
+
+    def add_conversations(self, counter: InProgressCounter) -> None:
+        """Add every conversation's [start, start + duration) to a curve counter."""
+        self.add_singles(counter)
+        counter.add(self.group_start, self.group_duration)
 
     def conversation(self, i: int, *, start_s: float | None = None, copy: int = 0) -> Conversation:
         """Build the record for conversation ``i`` (optionally placed at ``start_s``, as a copy)."""

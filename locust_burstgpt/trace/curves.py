@@ -44,50 +44,161 @@ class Curves:
         return 0, 0, 0
 
 
+#: Rows per chunk: temporaries stay small and are reused, so big inputs touch little new memory
+#: (on a busy virtual machine fresh pages cost as much as the arithmetic).
+CHUNK = 1 << 20
+
+
+@dataclass
+class _Part:
+    """Intervals [(raw - offset) / scale, ... + duration), optionally only rows where ``where``."""
+
+    raw: np.ndarray
+    durations: np.ndarray | None
+    where: np.ndarray | None
+    offset: float
+    scale: float
+
+    def chunks(self, buf: np.ndarray):
+        """Yield (starts, durations) per chunk; starts are written into ``buf``."""
+        n = self.raw.size
+        for lo in range(0, n, CHUNK):
+            r = self.raw[lo : lo + CHUNK]
+            d = None if self.durations is None else self.durations[lo : lo + CHUNK]
+            if self.where is not None:
+                keep = self.where[lo : lo + CHUNK]
+                r = r[keep]
+                d = None if d is None else d[keep]
+            s = buf[: r.size]
+            np.subtract(r, self.offset, out=s)
+            if self.scale != 1:
+                s /= self.scale
+            yield s, d
+
+    def materialize(self) -> tuple[np.ndarray, np.ndarray]:
+        r, d = self.raw, self.durations
+        if self.where is not None:
+            r = r[self.where]
+            d = None if d is None else d[self.where]
+        s = (r - self.offset) / self.scale
+        return s, (np.zeros_like(s) if d is None else d)
+
+
+class InProgressCounter:
+    """Accumulates intervals [start, start + duration) and yields the per-second maximum count.
+
+    Whole seconds: count(t) = #(start <= t) - #(end' <= t), where x <= t <=> ceil(x) <= t and
+    ceil(end') = max(ceil(end), floor(start) + 1), so a zero-length interval counts at its
+    start instant. Intervals outside [0, length) cancel out by clipping. Inside a second the
+    count can only rise at a start, so fractional starts are evaluated too (``result``).
+    Starts may be given as ``(raw - offset) / scale`` so callers need not materialize them.
+    """
+
+    def __init__(self, length: int) -> None:
+        self.length = max(0, length)
+        self.delta = np.zeros(self.length + 1, dtype=np.int32)
+        self._parts: list[_Part] = []
+        self._fractional = False
+
+    def fork(self) -> InProgressCounter:
+        """An independent counter that already holds everything added so far."""
+        twin = InProgressCounter.__new__(InProgressCounter)
+        twin.length = self.length
+        twin.delta = self.delta.copy()
+        twin._parts = list(self._parts)
+        twin._fractional = self._fractional
+        return twin
+
+    def add(self, starts: np.ndarray, durations: np.ndarray, where: np.ndarray | None = None,
+            *, offset: float = 0.0, scale: float = 1.0) -> None:
+        """Add intervals starting at ``(starts - offset) / scale`` (rows where ``where`` is True)."""
+        part = _Part(np.asarray(starts, dtype=np.float64), np.asarray(durations, dtype=np.float64),
+                     where, float(offset), float(scale))
+        self._parts.append(part)
+        if self.length == 0 or part.raw.size == 0:
+            return
+        k = min(part.raw.size, CHUNK)
+        sbuf, fbuf, ibuf = np.empty(k), np.empty(k), np.empty(k, dtype=np.intp)
+        for s, d in part.chunks(sbuf):
+            k = s.size
+            if k == 0:
+                continue
+            f, i = fbuf[:k], ibuf[:k]
+            np.ceil(s, out=f)
+            if not self._fractional and not np.array_equal(f, s):
+                self._fractional = True
+            np.clip(f, 0, self.length, out=f)
+            i[...] = f
+            _bump(self.delta, i, +1)
+            np.floor(s, out=i, casting="unsafe")
+            i += 1
+            np.add(s, d, out=f)
+            np.ceil(f, out=f)
+            np.maximum(f, i, out=f)
+            np.clip(f, 0, self.length, out=f)
+            i[...] = f
+            _bump(self.delta, i, -1)
+
+    def result(self) -> np.ndarray:
+        """int32 per-second maximum over [0, length)."""
+        out = np.cumsum(self.delta, out=self.delta)[: self.length]
+        if self._fractional:
+            pieces = [p.materialize() for p in self._parts]
+            _raise_at_starts(out, np.concatenate([p[0] for p in pieces]),
+                             np.concatenate([p[1] for p in pieces]))
+        return out
+
+
+class ArrivalCounter:
+    """Counts starts per second over [0, length); starts may be ``(raw - offset) / scale``."""
+
+    def __init__(self, length: int) -> None:
+        self.length = max(0, length)
+        self.counts = np.zeros(self.length + 1, dtype=np.int32)  # last bin: outside, dropped
+
+    def add(self, starts: np.ndarray, where: np.ndarray | None = None, *, offset: float = 0.0,
+            scale: float = 1.0) -> None:
+        part = _Part(np.asarray(starts, dtype=np.float64), None, where, float(offset), float(scale))
+        if self.length == 0 or part.raw.size == 0:
+            return
+        k = min(part.raw.size, CHUNK)
+        sbuf, ibuf = np.empty(k), np.empty(k, dtype=np.intp)
+        for s, _ in part.chunks(sbuf):
+            if s.size == 0:
+                continue
+            i = ibuf[: s.size]
+            np.floor(s, out=s)
+            s[(s < 0) | (s >= self.length)] = self.length          # out of range -> last bin
+            i[...] = s
+            _bump(self.counts, i, +1)
+
+    def result(self) -> np.ndarray:
+        return self.counts[: self.length]
+
+
+def _bump(target: np.ndarray, bins: np.ndarray, sign: int) -> None:
+    """target[b] += sign for every b in ``bins`` (bins is clobbered)."""
+    lo, hi = int(bins.min()), int(bins.max())
+    bins -= lo
+    local = np.bincount(bins, minlength=hi - lo + 1)
+    if sign > 0:
+        target[lo : hi + 1] += local
+    else:
+        target[lo : hi + 1] -= local
+
+
 def max_in_progress(starts: np.ndarray, durations: np.ndarray, length: int) -> np.ndarray:
     """For t in [0, length): max over instants x of [t, t+1) of the number of intervals
-    [starts[i], starts[i] + durations[i]) containing x (zero-length ones contain their start).
-
-    Written to touch little fresh memory: on a busy virtual machine new pages cost about as
-    much as the arithmetic, so buffers are reused and intervals are passed as start + duration.
-    """
-    if length <= 0 or starts.size == 0:
-        return np.zeros(max(length, 0), dtype=np.int32)
-    starts = np.asarray(starts, dtype=np.float64)
-    durations = np.asarray(durations, dtype=np.float64)
-    if starts.min() < 0 or starts.max() >= length:      # drop intervals outside the window
-        keep = (starts < length) & ((starts + durations > 0) | (starts >= 0))
-        starts, durations = starts[keep], durations[keep]
-        if starts.size == 0:
-            return np.zeros(length, dtype=np.int32)
-    # Count at each whole second t: #(start <= t) - #(end' <= t), using x <= t <=> ceil(x) <= t,
-    # with ceil(end') = max(ceil(end), floor(start) + 1) so a zero-length interval has its instant.
-    fbuf = np.ceil(starts)
-    fractional = not np.array_equal(fbuf, starts)
-    ibuf = np.empty(starts.size, dtype=np.intp)
-    np.clip(fbuf, 0, length, out=fbuf)
-    ibuf[...] = fbuf
-    counts = np.bincount(ibuf, minlength=length + 1)
-    np.floor(starts, out=ibuf, casting="unsafe")
-    ibuf += 1
-    np.add(starts, durations, out=fbuf)
-    np.ceil(fbuf, out=fbuf)
-    np.maximum(fbuf, ibuf, out=fbuf)
-    np.clip(fbuf, 0, length, out=fbuf)
-    ibuf[...] = fbuf
-    counts -= np.bincount(ibuf, minlength=length + 1)
-    del fbuf, ibuf
-    np.cumsum(counts, out=counts)
-    out = counts[:length].astype(np.int32)
-    del counts
-    if fractional:
-        _raise_at_starts(out, starts, durations)
-    return out
+    [starts[i], starts[i] + durations[i]) containing x (zero-length ones contain their start)."""
+    counter = InProgressCounter(length)
+    counter.add(starts, durations)
+    return counter.result()
 
 
 def _raise_at_starts(out: np.ndarray, starts: np.ndarray, durations: np.ndarray) -> None:
     """Within a second the count only rises at a start: take the max at every fractional start."""
-    q = starts[(starts >= 0) & (starts != np.floor(starts))]
+    length = out.size
+    q = starts[(starts >= 0) & (starts < length) & (starts != np.floor(starts))]
     if q.size == 0:
         return
     q.sort()
@@ -98,18 +209,14 @@ def _raise_at_starts(out: np.ndarray, starts: np.ndarray, durations: np.ndarray)
     sec = q.astype(np.int64)
     head = np.flatnonzero(np.concatenate(([True], sec[1:] != sec[:-1])))
     secs = sec[head]  # distinct seconds, so plain fancy assignment is safe
-    out[secs] = np.maximum(out[secs], np.maximum.reduceat(at_q, head))
+    out[secs] = np.maximum(out[secs], np.maximum.reduceat(at_q, head).astype(out.dtype))
 
 
 def arrivals_per_second(starts: np.ndarray, length: int) -> np.ndarray:
     """Number of ``starts`` in each [t, t+1) for t in [0, length)."""
-    if length <= 0:
-        return np.zeros(0, dtype=np.int32)
-    if starts.size and (starts.min() < 0 or starts.max() >= length):
-        starts = starts[(starts >= 0) & (starts < length)]
-    sec = np.empty(starts.size, dtype=np.intp)
-    np.floor(starts, out=sec, casting="unsafe")
-    return np.bincount(sec, minlength=length).astype(np.int32)
+    counter = ArrivalCounter(length)
+    counter.add(starts)
+    return counter.result()
 
 
 def curve_length(duration_s: float) -> int:
@@ -119,7 +226,7 @@ def curve_length(duration_s: float) -> int:
 
 def build_curves(conv_start: np.ndarray, conv_duration: np.ndarray, req_start: np.ndarray,
                  req_service: np.ndarray, duration_s: float, estimated: bool) -> Curves:
-    """The three curves over [0, ceil(duration_s))."""
+    """The three curves over [0, ceil(duration_s)) from plain interval arrays."""
     length = curve_length(duration_s)
     return Curves(
         concurrency=max_in_progress(conv_start, conv_duration, length),

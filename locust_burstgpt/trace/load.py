@@ -179,7 +179,7 @@ def _normalize(name: str, frame: pd.DataFrame, known: dict[str, Column],
         cols[key] = values
     cols["log_type"] = _category(name, frame, by_norm["log_type"], "'Conversation log' or 'API log'")
 
-    mismatches = int(np.count_nonzero(tokens["request_tokens"] + tokens["response_tokens"] != tokens["total_tokens"]))
+    mismatches = _count_mismatches(tokens["request_tokens"], tokens["response_tokens"], tokens["total_tokens"])
     if mismatches:
         warnings.append(f"{mismatches:,} rows have Total tokens != Request tokens + Response tokens "
                         "(kept; Request and Response tokens are used)")
@@ -194,15 +194,32 @@ def _normalize(name: str, frame: pd.DataFrame, known: dict[str, Column],
 
 
 def _numbers(frame: pd.DataFrame, src: str) -> np.ndarray:
-    return frame[src].to_numpy(dtype=np.float64, na_value=np.nan)
+    values = frame[src]
+    if values.dtype == np.float64:
+        return values.to_numpy()  # no copy
+    return values.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _count_mismatches(req: np.ndarray, resp: np.ndarray, total: np.ndarray, chunk: int = 1 << 20) -> int:
+    """Rows where Total != Request + Response (chunked: no row-sized temporaries)."""
+    buf = np.empty(min(chunk, req.size), dtype=np.int64)
+    count = 0
+    for lo in range(0, req.size, chunk):
+        b = buf[: min(chunk, req.size - lo)]
+        np.add(req[lo : lo + chunk], resp[lo : lo + chunk], out=b)
+        count += int(np.count_nonzero(b != total[lo : lo + chunk]))
+    return count
 
 
 def _check(name: str, src: str, values: np.ndarray, *, allow_nan: bool, whole: bool) -> None:
     """Raise on the first missing, non-finite, negative or (for token counts) fractional value."""
+    if values.size == 0:
+        return
     if allow_nan:
-        ok = bool(np.all((values >= 0) | np.isnan(values))) and not np.isinf(values).any()
+        lo, hi = np.fmin.reduce(values), np.fmax.reduce(values)  # ignore NaN (all-NaN gives NaN)
+        ok = bool((lo >= 0 and hi < np.inf) or np.isnan(lo))
     else:
-        ok = bool((values >= 0).all()) and not np.isinf(values).any()  # NaN fails ">= 0"
+        ok = bool(values.min() >= 0 and values.max() < np.inf)  # NaN fails both comparisons
     if ok and whole:
         ok = bool((values == np.floor(values)).all())
     if ok:
@@ -213,6 +230,8 @@ def _check(name: str, src: str, values: np.ndarray, *, allow_nan: bool, whole: b
     bad |= np.isinf(values)
     if whole:
         bad |= values != np.floor(values)
+    if not bad.any():
+        return
     i = int(bad.argmax())
     v = values[i]
     if np.isnan(v):

@@ -125,14 +125,16 @@ def resolve(
     spec: WindowSpec,
     timestamps: np.ndarray,
     *,
+    span: tuple[float, float] | None = None,
     concurrency: Callable[[float, float], np.ndarray] | None = None,
 ) -> Window:
     """Turn a spec into [start, end) trace seconds, given the selected rows' sorted timestamps.
 
+    ``span`` is the trace's extent for ``all``/``first`` (default: that of ``timestamps``).
     ``concurrency(start, end)`` returns the per-second c(t) over [start, end) at speedup 1; it is
     only called for ``peak-concurrency``.
     """
-    first, last = trace_span(timestamps)
+    first, last = span if span is not None else trace_span(timestamps)
     if spec.kind == "all":
         return Window(spec, first, last)
     assert spec.duration is not None
@@ -141,6 +143,7 @@ def resolve(
         return Window(spec, spec.start, spec.start + spec.duration)
     if spec.kind == "first":
         return Window(spec, first, first + spec.duration)
+    first, last = trace_span(timestamps)  # the searches only look where selected rows are
     if spec.kind == "busiest":
         seconds = np.floor(timestamps - first).astype(np.int64)
         counts = np.bincount(seconds, minlength=int(last - first))

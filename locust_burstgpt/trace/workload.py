@@ -10,11 +10,11 @@ import numpy as np
 
 from . import service_model
 from .conversations import Conversation, ConversationTable, RowArrays
-from .curves import Curves, build_curves, max_in_progress
+from .curves import ArrivalCounter, Curves, InProgressCounter, curve_length
 from .filters import category_mask, check_policy, combine, failed_mask
 from .load import RawTrace
 from .scaling import Selection, identity, scale_rate
-from .window import Window, parse_window, resolve
+from .window import Window, parse_window, resolve, trace_span
 
 
 class Workload:
@@ -25,8 +25,10 @@ class Workload:
     """
 
     def __init__(self, raw: RawTrace, table: ConversationTable, selection: Selection,
-                 window: Window, speedup: float, curves: Curves, meta: dict[str, Any]) -> None:
+                 window: Window, speedup: float, curves: Curves, meta: dict[str, Any],
+                 row_filter: np.ndarray | None = None) -> None:
         self.raw = raw
+        self.row_filter = row_filter  # model/log-type mask over the file's rows (None: all)
         self.table = table
         self._sel = selection
         self.window = window
@@ -52,6 +54,12 @@ class Workload:
 
     def __len__(self) -> int:
         return self.n_conversations
+
+    def turn_counts(self) -> np.ndarray:
+        """Number of turns of every conversation, in start order."""
+        if self._sel.source is None:
+            return self.table.lengths
+        return self.table.lengths[self._sel.source]
 
     def request_schedule(self) -> tuple[np.ndarray, np.ndarray]:
         """Scheduled start (replay model) and unscaled service time of every request."""
@@ -79,6 +87,30 @@ def request_intervals(table: ConversationTable, sel: Selection | None) -> tuple[
     if not starts:
         return np.empty(0), np.empty(0)
     return np.concatenate(starts), np.concatenate(services)
+
+
+def _curves(table: ConversationTable, sel: Selection, req_start: np.ndarray | None,
+            req_service: np.ndarray | None, duration_s: float, estimated: bool) -> Curves:
+    """The three curves; with every conversation once, one-turn ones are counted only once."""
+    length = curve_length(duration_s)
+    arrivals = ArrivalCounter(length)
+    if sel.source is None:
+        flight = InProgressCounter(length)
+        table.add_singles(flight)                    # a one-turn conversation is its request
+        conc = flight.fork()
+        conc.add(table.group_start, table.group_duration)
+        flight.add(table.group_req_start, table.group_elapsed)
+        table.add_singles(arrivals)
+        arrivals.add(table.group_req_start)
+    else:
+        assert req_start is not None and req_service is not None
+        conc = InProgressCounter(length)
+        conc.add(sel.start, table.duration[sel.source])
+        flight = InProgressCounter(length)
+        flight.add(req_start, req_service)
+        arrivals.add(req_start)
+    return Curves(concurrency=conc.result(), arrivals=arrivals.result(),
+                  in_flight=flight.result(), estimated=estimated)
 
 
 def service_times(raw: RawTrace) -> tuple[np.ndarray, np.ndarray]:
@@ -174,9 +206,12 @@ def prepare(
 
     def concurrency(first: float, last: float) -> np.ndarray:
         whole = ConversationTable(_row_arrays(raw, positions, elapsed, est), window_start=first, speedup=1.0)
-        return max_in_progress(whole.start, whole.duration, int(last - first))
+        counter = InProgressCounter(int(last - first))
+        whole.add_conversations(counter)
+        return counter.result()
 
-    resolved = resolve(spec, ts_sel, concurrency=concurrency)
+    ts_kept = ts_all if keep is None else ts_all[keep]   # failed rows included: they are trace time
+    resolved = resolve(spec, ts_sel, span=trace_span(ts_kept), concurrency=concurrency)
     lo, hi = (int(i) for i in np.searchsorted(ts_sel, [resolved.start, resolved.end], side="left"))
     in_window = slice(lo, hi) if isinstance(positions, slice) else positions[lo:hi]
     wlo, whi = np.searchsorted(ts_all, [resolved.start, resolved.end], side="left")
@@ -189,13 +224,14 @@ def prepare(
     duration_s = resolved.length / speedup
     if rate_scale is None or rate_scale == 1.0:
         selection = identity(table.start)
-        req_start, req_service = request_intervals(table, None)
+        req_start = req_service = None
+        n_requests = table.n_turns
     else:
         selection = scale_rate(table.start, table.lengths, duration_s, float(rate_scale), seed)
         req_start, req_service = request_intervals(table, selection)
-    conv_duration = table.duration if selection.source is None else table.duration[selection.source]
+        n_requests = int(req_start.size)
     estimated = table.estimated
-    curves = build_curves(selection.start, conv_duration, req_start, req_service, duration_s, estimated)
+    curves = _curves(table, selection, req_start, req_service, duration_s, estimated)
 
     warnings = list(raw.warnings)
     if estimated:
@@ -221,8 +257,8 @@ def prepare(
         "failed_rows": failed_in_window,
         "failed": policy,
         "conversations": int(selection.start.size),
-        "requests": int(req_start.size),
+        "requests": n_requests,
         "elapsed_estimated": estimated,
         "warnings": warnings,
     }
-    return Workload(raw, table, selection, resolved, speedup, curves, meta)
+    return Workload(raw, table, selection, resolved, speedup, curves, meta, row_filter=keep)

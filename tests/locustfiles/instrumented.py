@@ -37,7 +37,7 @@ def _collect(state, turn, record, built):
         "scheduled": None if record.scheduled_at is None else record.scheduled_at - epoch,
         "sent": None if record.sent_at is None else record.sent_at - epoch,
         "sent_wall": None if record.sent_at is None else time.time() - (time.perf_counter() - record.sent_at),
-        "outcome": record.outcome.value, "http_status": record.http_status,
+        "outcome": record.outcome.value, "http_status": record.http_status, "e2e": record.e2e,
         "prompt_tokens": record.prompt_tokens, "expected_prompt_tokens": built.expected_prompt_tokens,
         "completion_tokens": record.completion_tokens, "output_target": record.extra["output_target"],
         "prompt_target": record.extra["prompt_target"], "request_id": record.request_id,

@@ -74,6 +74,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("--burstgpt-seed", 0, "Seed for prompt text and rate scaling", type=int, metavar="N"),
     OptionSpec("--burstgpt-sim-profile", "", "Simulator profile when no --host is given (empty: the default "
                "GPU-like profile)", metavar="NAME"),
+    OptionSpec("--burstgpt-server-metrics", "", "Prometheus URL scraped every second into the timeline and "
+               "charts (vLLM and llama.cpp names); empty: <host>/metrics; off: do not scrape", metavar="URL"),
     OptionSpec("--burstgpt-report", "", "Directory for the run report (requests.jsonl, timeline.csv, "
                "summary.json)", metavar="DIR"),
     OptionSpec("--burstgpt-slo", "", "SLO gates, e.g. ttft_p99<=2s,tpot_p99<=80ms,goodput>=0.95; a miss exits "

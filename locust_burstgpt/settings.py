@@ -50,6 +50,7 @@ class ReplaySettings:
     seed: int
     sim_profile: str | None
     report_dir: str | None
+    server_metrics: str | None  # URL, "" for <host>/metrics, None when off
     slo: str | None
     slo_spec: SLOSpec = field(default_factory=lambda: SLOSpec(()))
     api_key: str | None = field(default=None, repr=False)
@@ -102,6 +103,15 @@ def parse_log_types(value: str) -> tuple[str, ...] | None:
             )
         out.append(canonical)
     return tuple(dict.fromkeys(out))
+
+
+def _server_metrics(value: str) -> str | None:
+    value = value.strip()
+    if value.lower() == "off":
+        return None
+    if value and not value.startswith(("http://", "https://")):
+        raise OptionError(f"--burstgpt-server-metrics: expected an http(s) URL or off, got {value!r}")
+    return value
 
 
 def settings_from_options(opts: Any) -> ReplaySettings:
@@ -159,6 +169,7 @@ def settings_from_options(opts: Any) -> ReplaySettings:
         seed=seed,
         sim_profile=(get("burstgpt_sim_profile") or "").strip() or None,
         report_dir=(get("burstgpt_report") or "").strip() or None,
+        server_metrics=_server_metrics(get("burstgpt_server_metrics") or ""),
         slo=slo,
         slo_spec=slo_spec,
         api_key=api_key,

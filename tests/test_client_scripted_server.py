@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 import gevent
+import gevent.socket
 from gevent.server import StreamServer
 
 HEAD_OK = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
@@ -226,7 +227,7 @@ class ScriptedServer:
 def test_scripted_server_speaks_http_and_sse() -> None:
     """The helper itself: an ok scenario is a well-formed chunked SSE response."""
     with ScriptedServer() as srv:
-        s = socket.create_connection(("127.0.0.1", srv.server.server_port))
+        s = gevent.socket.create_connection(("127.0.0.1", srv.server.server_port))
         body = json.dumps({"n": 2}).encode()
         s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
                   % len(body) + body)
@@ -238,3 +239,53 @@ def test_scripted_server_speaks_http_and_sse() -> None:
     assert data.startswith(b"HTTP/1.1 200 OK")
     assert data.count(b"data: ") == 6  # role, 2 tokens, finish, usage, [DONE]
     assert b"data: [DONE]" in data
+
+
+class ScriptedServerProcess:
+    """The same server in a child process (for clients that block the calling thread).
+
+    It prints its port, serves until its stdin closes, and exits by itself after ``limit_s``.
+    """
+
+    def __init__(self, limit_s: float = 300.0) -> None:
+        self.limit_s = limit_s
+        self.proc: Any = None
+        self.port = 0
+
+    def __enter__(self) -> ScriptedServerProcess:
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        root = Path(__file__).resolve().parent.parent
+        code = ("import sys; from tests.test_client_scripted_server import _serve; "
+                f"_serve({self.limit_s!r})")
+        self.proc = subprocess.Popen([sys.executable, "-c", code], cwd=root, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if not line.strip().isdigit():
+            self.proc.kill()
+            raise RuntimeError(f"scripted server did not start: {line!r}")
+        self.port = int(line)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except Exception:  # noqa: BLE001
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def _serve(limit_s: float) -> None:
+    import sys
+
+    with ScriptedServer() as srv:
+        print(srv.server.server_port, flush=True)
+        waiter = gevent.spawn(lambda: gevent.get_hub().threadpool.apply(sys.stdin.read))
+        waiter.join(timeout=limit_s)

@@ -142,7 +142,7 @@ def test_automatic_503_when_the_waiting_queue_is_full():
     sim = run_in_thread(profile="fast", config=cfg)
     clients = [RawClient(sim.base_url) for _ in range(3)]
     try:
-        t0 = clients[0].send("POST", "/v1/chat/completions", chat(max_tokens=300))
+        t0 = clients[0].send("POST", "/v1/chat/completions", chat(max_tokens=80))  # 0.8 s
         wait_until(lambda: metric(sim.base_url, "vllm:num_requests_running") == 1, what="one running")
         t1 = clients[1].send("POST", "/v1/chat/completions", chat("queued", max_tokens=2))
         wait_until(lambda: metric(sim.base_url, "vllm:num_requests_waiting") == 1, what="one waiting")

@@ -326,20 +326,29 @@ def test_accepted_sockets_have_tcp_nodelay(sim):
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 
 
-def test_without_ignore_eos_length_is_natural_and_min_tokens_is_honoured(sim):
+def test_without_ignore_eos_length_is_natural_and_min_tokens_is_honoured():
+    sim = run_in_thread(profile="fast", config={"natural_tokens_mean": 20})
     lengths = []
-    with RawClient(sim.base_url) as c:
-        for i in range(12):
-            body = chat(f"prompt number {i}", max_tokens=600, stream=False)
+    try:
+        with RawClient(sim.base_url) as c:
+            for i in range(12):
+                body = chat(f"prompt number {i}", max_tokens=600, stream=False)
+                body.pop("ignore_eos")
+                u = c.request("POST", "/v1/chat/completions", body).json()
+                lengths.append((u["usage"]["completion_tokens"], u["choices"][0]["finish_reason"]))
+            body = chat("x", max_tokens=50, stream=False, min_tokens=50)
             body.pop("ignore_eos")
-            u = c.request("POST", "/v1/chat/completions", body).json()
-            lengths.append((u["usage"]["completion_tokens"], u["choices"][0]["finish_reason"]))
-        body = chat("x", max_tokens=50, stream=False, min_tokens=50)
-        body.pop("ignore_eos")
-        forced = c.request("POST", "/v1/chat/completions", body).json()
-    assert all(1 <= n <= 511 and fr == "stop" for n, fr in lengths)
+            forced = c.request("POST", "/v1/chat/completions", body).json()
+            body = chat("prompt number 0", max_tokens=3, stream=False)
+            body.pop("ignore_eos")
+            capped = c.request("POST", "/v1/chat/completions", body).json()
+    finally:
+        sim.stop()
+    assert all(1 <= n <= 39 and fr == "stop" for n, fr in lengths)  # uniform on [1, 2 * 20 - 1]
     assert len({n for n, _ in lengths}) > 3  # lengths vary with the prompt
     assert forced["usage"]["completion_tokens"] == 50
+    assert lengths[0][0] > 3  # so the same prompt with max_tokens=3 is cut by the cap:
+    assert capped["usage"]["completion_tokens"] == 3 and capped["choices"][0]["finish_reason"] == "length"
 
 
 def test_emit_send_times_stamps_every_chunk_just_before_the_write():

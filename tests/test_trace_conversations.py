@@ -101,7 +101,7 @@ def test_six_column_trace_has_one_turn_conversations_with_estimated_service():
     assert c.id == "row-1" and len(c.turns) == 1
     assert c.turns[0].elapsed_estimated and c.turns[0].elapsed_s == pytest.approx(a + b * 18)
     assert wl.elapsed_estimated and wl.curves.estimated and wl.meta["elapsed_estimated"]
-    assert any("estimated" in w for w in wl.meta["warnings"])
+    assert any("17,893 of 17,893 requests are ESTIMATED" in w for w in wl.meta["warnings"])
 
 
 def test_session_cut_by_the_window_starts_at_its_first_turn_inside(tmp_path):

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from locust_burstgpt.trace import DEFAULT_TRACE, load_trace
 from tests.conftest import BURSTGPT_1_7DAYS, BURSTGPT_3_400

@@ -86,20 +86,25 @@ def brute_schedule(rows: list[PlainRow], window_start: float, speedup: float,
     return out
 
 
+def _us(x: float) -> int:
+    return round(x * 1_000_000)
+
+
 def brute_max_per_second(intervals: list[tuple[float, float]], length: int) -> list[int]:
-    """Per second t: the max over instants of [t, t+1) of #intervals containing the instant
-    ([a, b) half-open; a zero-length interval [a, a] contains only a). Checked at t and at every
-    interval start or end inside the second, which is where the count can change."""
-    def count(x: float) -> int:
-        return sum(1 for a, b in intervals if (a <= x < b) or (a == b == x))
+    """Per second t: the max over instants of [t, t+1) of #intervals containing the instant.
+
+    The documented semantics: instants are whole microseconds, an interval [a, b) is half-open
+    and lasts at least 1 us (so a zero-length one contains exactly its start). Checked at t and
+    at every interval start or end inside the second, which is where the count can change."""
+    iv = [(_us(a), max(_us(b), _us(a) + 1)) for a, b in intervals]
+
+    def count(x: int) -> int:
+        return sum(1 for a, b in iv if a <= x < b)
 
     out = []
     for t in range(length):
-        points = {float(t)}
-        for a, b in intervals:
-            for p in (a, b):
-                if t <= p < t + 1:
-                    points.add(p)
+        lo, hi = t * 1_000_000, (t + 1) * 1_000_000
+        points = {lo} | {p for a, b in iv for p in (a, b) if lo <= p < hi}
         out.append(max(count(p) for p in points))
     return out
 
@@ -107,6 +112,7 @@ def brute_max_per_second(intervals: list[tuple[float, float]], length: int) -> l
 def brute_arrivals(starts: list[float], length: int) -> list[int]:
     out = [0] * length
     for s in starts:
-        if 0 <= s < length:
-            out[math.floor(s)] += 1
+        sec = math.floor(_us(s) / 1_000_000)
+        if 0 <= sec < length:
+            out[sec] += 1
     return out

@@ -5,9 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from locust_burstgpt.trace import WindowSyntaxError, load_trace, parse_duration, parse_window, prepare
+from locust_burstgpt.trace import (
+    WindowSyntaxError,
+    load_trace,
+    parse_duration,
+    parse_window,
+    prepare,
+)
 from tests.conftest import BURSTGPT_1_7DAYS, BURSTGPT_3_400
-from tests.test_trace_support import HEADER_8, brute_max_per_second, brute_schedule, read_plain, row8, write_csv
+from tests.test_trace_support import (
+    HEADER_8,
+    brute_max_per_second,
+    brute_schedule,
+    read_plain,
+    row8,
+    write_csv,
+)
 
 
 @pytest.mark.parametrize("text,seconds", [("600", 600), ("90s", 90), ("10m", 600), ("1.5h", 5400),

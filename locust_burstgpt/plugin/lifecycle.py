@@ -165,7 +165,13 @@ def _start_report(environment: Any) -> Any:
     ctl = controller.get()
     limits = {k: v for k, v in ctl.settings.slo_spec.per_request_limits().items() if k in ("ttft", "tpot", "e2e")}
     ctl.report = RunReport(ctl.epoch_wall, ctl.settings.report_dir, limits)
-    ctl.sampler = SecondSampler(environment, ctl.report, ctl)
+    scraper = None
+    if ctl.settings.server_metrics is not None and environment.host:
+        from locust_burstgpt.report.server_metrics import ServerMetricsScraper
+
+        url = ctl.settings.server_metrics or environment.host.rstrip("/") + "/metrics"
+        scraper = ServerMetricsScraper(url, ctl.settings.api_key, verify_tls=not ctl.settings.insecure)
+    ctl.sampler = SecondSampler(environment, ctl.report, ctl, scraper)
     return ctl.report
 
 

@@ -121,12 +121,12 @@ class ConversationTable:
 
         self.is_first = self.single.copy()
         self.is_first[self.group_first] = True
-        self.start = self.offset_of(ts[self.is_first])     # conversation order = first-row order
+        self.start = self.offset_of(ts[self.is_first], inplace=True)  # in first-row order
 
         # Think times and scheduled offsets exist only for session rows (grouped order).
         self.group_think = np.zeros(grows.size)
         self.group_sched = np.zeros(grows.size)
-        self.group_start = self.offset_of(ts[self.group_first])
+        self.group_start = self.offset_of(ts[self.group_first], inplace=True)
         self.group_duration = np.zeros(heads.size)
         self.group_elapsed = el[grows]
         if grows.size:
@@ -143,9 +143,9 @@ class ConversationTable:
             self.group_duration = self.group_sched[last] + gel[last]
         self.group_req_start = np.repeat(self.group_start, glen) + self.group_sched
 
-    def offset_of(self, timestamps: np.ndarray) -> np.ndarray:
-        """Scaled offsets from the window start of trace timestamps (a new array)."""
-        out = np.subtract(timestamps, self.window_start)
+    def offset_of(self, timestamps: np.ndarray, *, inplace: bool = False) -> np.ndarray:
+        """Scaled offsets from the window start of trace timestamps (in place if asked)."""
+        out = np.subtract(timestamps, self.window_start, out=timestamps if inplace else None)
         if self.speedup != 1:
             out /= self.speedup
         return out
@@ -157,13 +157,15 @@ class ConversationTable:
         out[self.group_rows] = self.group_req_start
         return out
 
-    def add_singles(self, counter: InProgressCounter | ArrivalCounter) -> None:
-        """Add the one-turn conversations (= their requests) to a curve counter."""
+    def add_singles(self, counter: InProgressCounter | ArrivalCounter,
+                    arrivals: ArrivalCounter | None = None) -> None:
+        """Add the one-turn conversations (= their requests) to a curve counter (and their
+        starts to ``arrivals``, in the same pass)."""
         if isinstance(counter, ArrivalCounter):
             counter.add(self.r.timestamp, where=self.single, offset=self.window_start, scale=self.speedup)
         else:
             counter.add(self.r.timestamp, self.r.elapsed, where=self.single,
-                        offset=self.window_start, scale=self.speedup)
+                        offset=self.window_start, scale=self.speedup, arrivals=arrivals)
 
     @property
     def n_conversations(self) -> int:

@@ -11,9 +11,12 @@ completion (scheduled start + elapsed), with scaled arrivals and think times and
 service times (see ``conversations``). A request is in progress from its scheduled start for its
 elapsed time.
 
-The computation is O(n log n) in numpy: counts at whole seconds from cumulative histograms of
-ceil(start) and ceil(end); inside a second the count can only rise at a start, so the maximum is
-also taken at every start instant (from sorted starts and ends).
+Times are resolved to whole microseconds before counting (a zero-length item lasts 1 us), so
+instants that are equal in exact arithmetic but were reached by different floating-point
+paths (a turn that starts exactly when the previous one completes) compare equal. Counts at
+whole seconds come from histograms of ceil(start) and ceil(end) (chunked, so big inputs touch
+little new memory); inside a second the count can only rise at a start, so when starts are not
+whole seconds the maximum is also taken at every start instant (sorted starts and ends).
 """
 
 from __future__ import annotations
@@ -47,6 +50,17 @@ class Curves:
 #: Rows per chunk: temporaries stay small and are reused, so big inputs touch little new memory
 #: (on a busy virtual machine fresh pages cost as much as the arithmetic).
 CHUNK = 1 << 20
+US = 1_000_000  # microseconds per second: the resolution at which instants are compared
+
+
+def to_us(seconds: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Whole microseconds (int64, round half to even) of float seconds."""
+    tmp = np.multiply(seconds, US)
+    np.rint(tmp, out=tmp)
+    if out is None:
+        return tmp.astype(np.int64)
+    out[...] = tmp
+    return out
 
 
 @dataclass
@@ -87,11 +101,10 @@ class _Part:
 class InProgressCounter:
     """Accumulates intervals [start, start + duration) and yields the per-second maximum count.
 
-    Whole seconds: count(t) = #(start <= t) - #(end' <= t), where x <= t <=> ceil(x) <= t and
-    ceil(end') = max(ceil(end), floor(start) + 1), so a zero-length interval counts at its
-    start instant. Intervals outside [0, length) cancel out by clipping. Inside a second the
-    count can only rise at a start, so fractional starts are evaluated too (``result``).
-    Starts may be given as ``(raw - offset) / scale`` so callers need not materialize them.
+    Whole seconds: count(t) = #(start <= t) - #(end <= t), with x <= t <=> ceil(x) <= t, in
+    whole microseconds and with every interval at least 1 us long. Intervals outside
+    [0, length) cancel out by clipping. Starts may be given as ``(raw - offset) / scale`` so
+    callers need not materialize them.
     """
 
     def __init__(self, length: int) -> None:
@@ -110,34 +123,46 @@ class InProgressCounter:
         return twin
 
     def add(self, starts: np.ndarray, durations: np.ndarray, where: np.ndarray | None = None,
-            *, offset: float = 0.0, scale: float = 1.0) -> None:
-        """Add intervals starting at ``(starts - offset) / scale`` (rows where ``where`` is True)."""
+            *, offset: float = 0.0, scale: float = 1.0, arrivals: ArrivalCounter | None = None) -> None:
+        """Add intervals starting at ``(starts - offset) / scale`` (rows where ``where`` is True).
+
+        ``arrivals``, if given, also counts the starts (sharing the work when they are whole
+        seconds, where the floor and the ceiling of a start coincide).
+        """
+        if arrivals is not None:
+            assert arrivals.length == self.length
         part = _Part(np.asarray(starts, dtype=np.float64), np.asarray(durations, dtype=np.float64),
                      where, float(offset), float(scale))
         self._parts.append(part)
         if self.length == 0 or part.raw.size == 0:
             return
         k = min(part.raw.size, CHUNK)
-        sbuf, fbuf, ibuf = np.empty(k), np.empty(k), np.empty(k, dtype=np.intp)
+        sbuf, fbuf = np.empty(k), np.empty(k)
+        s_us, e_us, bins = (np.empty(k, dtype=np.int64) for _ in range(3))
+        limit = self.length * US
         for s, d in part.chunks(sbuf):
             k = s.size
             if k == 0:
                 continue
-            f, i = fbuf[:k], ibuf[:k]
-            np.ceil(s, out=f)
-            if not self._fractional and not np.array_equal(f, s):
+            su, eu, b = s_us[:k], e_us[:k], bins[:k]
+            to_us(s, out=su)
+            np.add(s, d, out=fbuf[:k])
+            to_us(fbuf[:k], out=eu)
+            np.maximum(eu, su + 1, out=eu)                     # at least 1 us long
+            np.clip(su, 0, limit, out=su)
+            np.clip(eu, 0, limit, out=eu)
+            whole = not np.any(su % US)
+            if not whole:
                 self._fractional = True
-            np.clip(f, 0, self.length, out=f)
-            i[...] = f
-            _bump(self.delta, i, +1)
-            np.floor(s, out=i, casting="unsafe")
-            i += 1
-            np.add(s, d, out=f)
-            np.ceil(f, out=f)
-            np.maximum(f, i, out=f)
-            np.clip(f, 0, self.length, out=f)
-            i[...] = f
-            _bump(self.delta, i, -1)
+            _ceil_seconds(su, b)
+            if arrivals is not None and whole:                   # floor == ceil: one count, two uses
+                _bump(self.delta, b, +1, arrivals.counts)
+            else:
+                if arrivals is not None:
+                    arrivals.add_us(su)
+                _bump(self.delta, b, +1)
+            _ceil_seconds(eu, b)
+            _bump(self.delta, b, -1)
 
     def result(self) -> np.ndarray:
         """int32 per-second maximum over [0, length)."""
@@ -162,22 +187,29 @@ class ArrivalCounter:
         if self.length == 0 or part.raw.size == 0:
             return
         k = min(part.raw.size, CHUNK)
-        sbuf, ibuf = np.empty(k), np.empty(k, dtype=np.intp)
+        sbuf, ubuf = np.empty(k), np.empty(k, dtype=np.int64)
         for s, _ in part.chunks(sbuf):
-            if s.size == 0:
-                continue
-            i = ibuf[: s.size]
-            np.floor(s, out=s)
-            s[(s < 0) | (s >= self.length)] = self.length          # out of range -> last bin
-            i[...] = s
-            _bump(self.counts, i, +1)
+            if s.size:
+                self.add_us(to_us(s, out=ubuf[: s.size]))
+
+    def add_us(self, us: np.ndarray) -> None:
+        """Count starts given in whole microseconds (``us`` is not modified)."""
+        u = us // US                                              # floor: the second it falls in
+        u[(u < 0) | (u >= self.length)] = self.length              # outside -> the dropped bin
+        _bump(self.counts, u, +1)
 
     def result(self) -> np.ndarray:
         return self.counts[: self.length]
 
 
-def _bump(target: np.ndarray, bins: np.ndarray, sign: int) -> None:
-    """target[b] += sign for every b in ``bins`` (bins is clobbered)."""
+def _ceil_seconds(us: np.ndarray, out: np.ndarray) -> None:
+    """out = ceil(us / 1e6) for non-negative microseconds."""
+    np.add(us, US - 1, out=out)
+    out //= US
+
+
+def _bump(target: np.ndarray, bins: np.ndarray, sign: int, also: np.ndarray | None = None) -> None:
+    """target[b] += sign (and also[b] += 1) for every b in ``bins`` (bins is clobbered)."""
     lo, hi = int(bins.min()), int(bins.max())
     bins -= lo
     local = np.bincount(bins, minlength=hi - lo + 1)
@@ -185,6 +217,8 @@ def _bump(target: np.ndarray, bins: np.ndarray, sign: int) -> None:
         target[lo : hi + 1] += local
     else:
         target[lo : hi + 1] -= local
+    if also is not None:
+        also[lo : hi + 1] += local
 
 
 def max_in_progress(starts: np.ndarray, durations: np.ndarray, length: int) -> np.ndarray:
@@ -198,15 +232,16 @@ def max_in_progress(starts: np.ndarray, durations: np.ndarray, length: int) -> n
 def _raise_at_starts(out: np.ndarray, starts: np.ndarray, durations: np.ndarray) -> None:
     """Within a second the count only rises at a start: take the max at every fractional start."""
     length = out.size
-    q = starts[(starts >= 0) & (starts < length) & (starts != np.floor(starts))]
+    s_us = to_us(starts)
+    e_us = np.maximum(to_us(starts + durations), s_us + 1)
+    q = s_us[(s_us >= 0) & (s_us < length * US) & (s_us % US != 0)]
     if q.size == 0:
         return
     q.sort()
-    ends = starts + durations
-    ends = np.where(ends > starts, ends, np.nextafter(starts, np.inf))
-    ends.sort()
-    at_q = np.searchsorted(np.sort(starts), q, side="right") - np.searchsorted(ends, q, side="right")
-    sec = q.astype(np.int64)
+    s_us.sort()
+    e_us.sort()
+    at_q = np.searchsorted(s_us, q, side="right") - np.searchsorted(e_us, q, side="right")
+    sec = q // US
     head = np.flatnonzero(np.concatenate(([True], sec[1:] != sec[:-1])))
     secs = sec[head]  # distinct seconds, so plain fancy assignment is safe
     out[secs] = np.maximum(out[secs], np.maximum.reduceat(at_q, head).astype(out.dtype))
@@ -222,15 +257,3 @@ def arrivals_per_second(starts: np.ndarray, length: int) -> np.ndarray:
 def curve_length(duration_s: float) -> int:
     """Number of whole seconds covering [0, duration_s)."""
     return max(0, math.ceil(duration_s - 1e-9))
-
-
-def build_curves(conv_start: np.ndarray, conv_duration: np.ndarray, req_start: np.ndarray,
-                 req_service: np.ndarray, duration_s: float, estimated: bool) -> Curves:
-    """The three curves over [0, ceil(duration_s)) from plain interval arrays."""
-    length = curve_length(duration_s)
-    return Curves(
-        concurrency=max_in_progress(conv_start, conv_duration, length),
-        arrivals=arrivals_per_second(req_start, length),
-        in_flight=max_in_progress(req_start, req_service, length),
-        estimated=estimated,
-    )

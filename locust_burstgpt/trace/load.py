@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import TraceError
+from .heap import reuse_freed_memory
 from .progress import Progress, wanted
 from .readers import STRING, read_frame
 from .schema import NORMALIZED, Column
@@ -87,11 +88,12 @@ def load_trace(path: str | os.PathLike[str] | None = None, *, progress: bool | N
     digest = _Sha256(p)
     digest.start()
     try:
-        frame, known, extra = read_frame(p, bar)
-        if bar is not None:
-            bar.stage("validating")
-        df, mismatches, warnings = _normalize(name, frame, known, extra)
-        del frame
+        with reuse_freed_memory():
+            frame, known, extra = read_frame(p, bar)
+            if bar is not None:
+                bar.stage("validating")
+            df, mismatches, warnings = _normalize(name, frame, known, extra)
+            del frame
     finally:
         sha = digest.result()
     if bar is not None:

@@ -1,7 +1,7 @@
 """Read a trace file (.csv, .csv.gz, .parquet) into a DataFrame, typed by column name.
 
-CSV goes through pandas' C parser with the numeric columns' types given up front (float64
-timestamps, int64 token counts) and text as Arrow-backed strings: on the 2-core machines this
+CSV goes through pandas' C parser with the columns' types given up front (float64
+timestamps, int64 token counts, categories for Model/Log Type): on the 2-core machines this
 project targets it is as fast as a plain ``pandas.read_csv`` and faster than Arrow's threaded
 reader, and it leaves a core free to hash the file meanwhile. When the strict read fails, the
 file is read again with the numeric columns as text, so the error can name the exact row and
@@ -104,14 +104,14 @@ def _parquet_header(path: Path) -> list[str]:
 
 
 def _dtypes(known: dict[str, Column], strict: bool) -> dict[str, Any]:
-    """Parse types: numbers typed up front; text left to pandas' own (Arrow-backed) strings.
-
-    Asking the C parser for categories directly costs more than encoding Arrow strings after.
-    """
+    """Parse types: numbers typed up front, Model/Log Type as categories (the C parser builds
+    them for less than encoding strings afterwards), Session ID as Arrow-backed text."""
     types: dict[str, Any] = {}
     for name, col in known.items():
         if col.numeric:
             types[name] = ("int64" if col.name in _INT_COLUMNS else "float64") if strict else object
+        elif col.name != "session_id":
+            types[name] = "category"
         elif not _ARROW_STRINGS_BY_DEFAULT:
             types[name] = STRING
     return types
@@ -132,8 +132,7 @@ def _read_csv(path: Path, gz: bool, header: list[str], known: dict[str, Column],
         source, compression = _source(path, gz, progress)
         try:
             return pd.read_csv(source, dtype=_dtypes(known, strict=True), compression=compression,
-                               na_filter=True, keep_default_na=False,
-                               na_values=[""])
+                               keep_default_na=False, na_values=[""])
         finally:
             if not isinstance(source, str):
                 source.close()
@@ -149,8 +148,7 @@ def _read_csv_lenient(path: Path, gz: bool, header: list[str], known: dict[str, 
     """Second try: numeric columns as text, converted one by one to find the offending value."""
     try:
         frame = pd.read_csv(path, dtype=_dtypes(known, strict=False), compression="infer",
-                            keep_default_na=False, na_values=[""],
-                            )
+                            keep_default_na=False, na_values=[""])
     except pd.errors.ParserError as exc:
         raise _locate_parse_error(path, gz, header, str(exc)) from None
     except (ValueError, OSError, EOFError, UnicodeDecodeError) as exc:

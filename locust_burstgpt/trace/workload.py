@@ -12,6 +12,7 @@ from . import service_model
 from .conversations import Conversation, ConversationTable, RowArrays
 from .curves import ArrivalCounter, Curves, InProgressCounter, curve_length
 from .filters import category_mask, check_policy, combine, failed_mask
+from .heap import reuse_freed_memory
 from .load import RawTrace
 from .scaling import Selection, identity, scale_rate
 from .window import Window, parse_window, resolve, trace_span
@@ -96,11 +97,10 @@ def _curves(table: ConversationTable, sel: Selection, req_start: np.ndarray | No
     arrivals = ArrivalCounter(length)
     if sel.source is None:
         flight = InProgressCounter(length)
-        table.add_singles(flight)                    # a one-turn conversation is its request
+        table.add_singles(flight, arrivals)          # a one-turn conversation is its request
         conc = flight.fork()
         conc.add(table.group_start, table.group_duration)
         flight.add(table.group_req_start, table.group_elapsed)
-        table.add_singles(arrivals)
         arrivals.add(table.group_req_start)
     else:
         assert req_start is not None and req_service is not None
@@ -153,6 +153,15 @@ def _row_arrays(raw: RawTrace, positions: np.ndarray | slice, elapsed: np.ndarra
     )
 
 
+def _names(values: Sequence[str] | str | None) -> list[str] | None:
+    """A list of names from a list or a comma-separated string (None stays None)."""
+    if values is None:
+        return None
+    if isinstance(values, str):
+        values = values.split(",")
+    return [str(v).strip() for v in values if str(v).strip()]
+
+
 def _as_slice(positions: np.ndarray | slice) -> np.ndarray | slice:
     """A slice for a contiguous run of positions (so column picks are views), else the array."""
     if isinstance(positions, slice):
@@ -183,7 +192,16 @@ def prepare(
     speedup scales arrival and think times; ``rate_scale`` thins or superposes conversations.
     Raises ``ValueError`` (with a hint) for bad options.
     """
+    with reuse_freed_memory():
+        return _prepare(raw, models=models, log_types=log_types, failed=failed, window=window,
+                        speedup=speedup, rate_scale=rate_scale, seed=seed)
+
+
+def _prepare(raw: RawTrace, *, models: Sequence[str] | None, log_types: Sequence[str] | None,
+             failed: str, window: str | None, speedup: float, rate_scale: float | None,
+             seed: int) -> Workload:
     policy = check_policy(failed)
+    models, log_types = _names(models), _names(log_types)
     if not (speedup > 0 and math.isfinite(speedup)):
         raise ValueError(f"speedup {speedup!r}: expected a number > 0")
     if rate_scale is not None and not (rate_scale > 0 and math.isfinite(rate_scale)):
@@ -236,8 +254,10 @@ def prepare(
     warnings = list(raw.warnings)
     if estimated:
         unknown = service_model.unknown_models(df["model"].array[in_window]) if rows_used else []
-        warnings.append("service times are estimated (no Elapsed time column): "
-                        "elapsed = a + b * response tokens, fitted per model on BurstGPT_3"
+        n_est = int(np.count_nonzero(table.r.estimated))
+        warnings.append(f"service times of {n_est:,} of {table.n_turns:,} requests are ESTIMATED "
+                        "(no recorded Elapsed time): elapsed = a + b * response tokens, "
+                        "fitted per model on BurstGPT_3 rows"
                         + (f"; models {', '.join(unknown)} use the ChatGPT line" if unknown else ""))
     if table.n_turns == 0:
         warnings.append("no requests in the selected window after filters")
@@ -246,8 +266,7 @@ def prepare(
         "sha256": raw.sha256,
         "window": {"spec": spec.text, "kind": spec.kind, "start": resolved.start, "end": resolved.end,
                    "length_s": resolved.length},
-        "filters": {"models": list(models) if models is not None else None,
-                    "log_types": list(log_types) if log_types is not None else None},
+        "filters": {"models": models, "log_types": log_types},
         "speedup": speedup,
         "rate_scale": rate_scale,
         "seed": seed,

@@ -1,0 +1,108 @@
+"""Scrape an inference server's Prometheus ``/metrics`` into a few comparable per-second values.
+
+Why: a latency spike means little without the server's own view (queue length, KV-cache usage,
+prefix-cache hits). vLLM (and the embedded simulator, which uses vLLM's names) and llama.cpp name
+these differently; both map onto one set of keys:
+
+* ``running`` / ``waiting``: requests in the batch / queued
+* ``kv_cache_usage``: fraction 0..1
+* ``generation_tokens`` / ``prompt_tokens``: tokens in the last interval (from counters)
+* ``prefix_cache_hits`` / ``prefix_cache_queries``: prompt tokens found / looked up in the interval
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import ssl
+import urllib.request
+from typing import Any
+
+GAUGES = {
+    "running": ("vllm:num_requests_running", "llamacpp:requests_processing"),
+    "waiting": ("vllm:num_requests_waiting", "llamacpp:requests_deferred"),
+    "kv_cache_usage": ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc", "llamacpp:kv_cache_usage_ratio"),
+}
+COUNTERS = {
+    "generation_tokens": ("vllm:generation_tokens_total", "llamacpp:tokens_predicted_total"),
+    "prompt_tokens": ("vllm:prompt_tokens_total", "llamacpp:prompt_tokens_total"),
+    "prefix_cache_hits": ("vllm:prefix_cache_hits_total", "vllm:gpu_prefix_cache_hits_total"),
+    "prefix_cache_queries": ("vllm:prefix_cache_queries_total", "vllm:gpu_prefix_cache_queries_total"),
+}
+_LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([^\s]+)")
+
+
+def parse_prometheus(text: str) -> dict[str, float]:
+    """Sum every sample of each metric name over its label sets (one model per server here)."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _LINE.match(line)
+        if not m:
+            continue
+        try:
+            value = float(m.group(3))
+        except ValueError:
+            continue
+        if math.isnan(value):
+            continue
+        out[m.group(1)] = out.get(m.group(1), 0.0) + value
+    return out
+
+
+def pick(samples: dict[str, float], names: tuple[str, ...]) -> float | None:
+    for name in names:
+        if name in samples:
+            return samples[name]
+    return None
+
+
+class ServerMetricsScraper:
+    """Polls one ``/metrics`` URL; ``scrape()`` returns gauges and counter deltas since the last call."""
+
+    def __init__(self, url: str, api_key: str | None = None, verify_tls: bool = True, timeout_s: float = 2.0):
+        self.url = url
+        self.api_key = api_key
+        self.timeout_s = timeout_s
+        self._ctx = None
+        if url.startswith("https://"):
+            self._ctx = ssl.create_default_context()
+            if not verify_tls:
+                self._ctx.check_hostname = False
+                self._ctx.verify_mode = ssl.CERT_NONE
+        self._last: dict[str, float] = {}
+        self.failures = 0
+        self.available: bool | None = None  # None until the first scrape
+
+    def fetch(self) -> dict[str, float] | None:
+        req = urllib.request.Request(self.url, headers={"Accept": "text/plain"})
+        if self.api_key:
+            req.add_header("Authorization", f"Bearer {self.api_key}")
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s, context=self._ctx) as resp:
+                return parse_prometheus(resp.read().decode("utf-8", "replace"))
+        except Exception:  # noqa: BLE001 - a server without metrics is normal; count and carry on
+            self.failures += 1
+            return None
+
+    def scrape(self) -> dict[str, Any]:
+        samples = self.fetch()
+        if samples is None:
+            if self.available is None:
+                self.available = False
+            return {}
+        values: dict[str, Any] = {}
+        for key, names in GAUGES.items():
+            v = pick(samples, names)
+            if v is not None:
+                values[key] = v
+        for key, names in COUNTERS.items():
+            v = pick(samples, names)
+            if v is None:
+                continue
+            if key in self._last:
+                values[key] = max(0.0, v - self._last[key])
+            self._last[key] = v
+        self.available = bool(values) or bool(self._last)
+        return values

@@ -2,6 +2,9 @@
 
 Why: a load test that silently loses requests hides exactly the overload it should expose. The ledger
 is plain counters so workers can ship cumulative snapshots to the master, which sums them.
+
+Retries (``--burstgpt-retry``) do not change the books: a scheduled request is sent once and ends with
+the outcome of its last attempt; the extra attempts are counted apart in ``retries``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ class Ledger:
     prompt_clipped: int = 0  # prompt + output larger than the model's context
     conversations_scheduled: int = 0
     conversations_started: int = 0
+    retries: int = 0  # extra attempts of requests answered 429/503 (not requests of their own)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -36,6 +40,7 @@ class Ledger:
             "prompt_clipped": self.prompt_clipped,
             "conversations_scheduled": self.conversations_scheduled,
             "conversations_started": self.conversations_started,
+            "retries": self.retries,
         }
 
     @classmethod
@@ -50,6 +55,7 @@ class Ledger:
             prompt_clipped=int(d.get("prompt_clipped", 0)),
             conversations_scheduled=int(d.get("conversations_scheduled", 0)),
             conversations_started=int(d.get("conversations_started", 0)),
+            retries=int(d.get("retries", 0)),
         )
 
     def add(self, other: Ledger) -> Ledger:
@@ -63,6 +69,7 @@ class Ledger:
             prompt_clipped=self.prompt_clipped + other.prompt_clipped,
             conversations_scheduled=self.conversations_scheduled + other.conversations_scheduled,
             conversations_started=self.conversations_started + other.conversations_started,
+            retries=self.retries + other.retries,
         )
 
     @property
@@ -86,9 +93,12 @@ class Ledger:
         verdict = "balances" if self.balances() else (
             f"DOES NOT BALANCE (unaccounted {self.unaccounted}, outcome missing for {self.in_flight})"
         )
+        retries = f" Retries: {self.retries} extra attempts (each request counted once, with its last outcome)." \
+            if self.retries else ""
         return (
             f"Reconciliation: scheduled {self.scheduled} = sent {self.sent} + not sent "
-            f"{sum(self.not_sent.values())} ({not_sent}); sent {self.sent} = outcomes ({outcomes}); {verdict}. "
+            f"{sum(self.not_sent.values())} ({not_sent}); sent {self.sent} = outcomes ({outcomes}); {verdict}."
+            f"{retries} "
             f"Conversations: {self.conversations_started} of {self.conversations_scheduled} started; "
             f"history trimmed on {self.history_trimmed} turns; prompt raised to the chat template's minimum "
             f"on {self.prompt_raised} and clipped to the model's context on {self.prompt_clipped}."

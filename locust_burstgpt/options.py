@@ -67,6 +67,12 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "recorded as timeout_mid_stream", type=float, metavar="S"),
     OptionSpec("--burstgpt-drain-timeout", 30.0, "When the window ends or the test stops, seconds to let "
                "requests in flight finish before they are recorded as cancelled", type=float, metavar="S"),
+    OptionSpec("--burstgpt-retry", 0, "Resend a request answered 429 or 503 (before any token) up to N times, "
+               "after its Retry-After (1 s when absent, at most 60 s); every attempt is recorded. 0: off, a real "
+               "user sees the failure", type=int, metavar="N"),
+    OptionSpec("--burstgpt-reassign-lost", False, "Distributed runs: when a worker is lost, replay its "
+               "conversations that had not started on the surviving workers (none is sent twice) instead of "
+               "failing the run's trust check", type=bool),
     OptionSpec("--burstgpt-api-key", "", "API key (default: $OPENAI_API_KEY); never logged or written to "
                "reports", secret=True, metavar="KEY"),
     OptionSpec("--burstgpt-insecure", False, "Do not verify TLS certificates (self-signed test servers only)",

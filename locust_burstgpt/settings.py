@@ -22,6 +22,9 @@ LOG_TYPE_ALIASES = {
 }
 
 
+MAX_RETRY = 10
+
+
 class OptionError(ValueError):
     """A plugin option has an invalid value; the message is one line naming the option."""
 
@@ -53,6 +56,8 @@ class ReplaySettings:
     server_metrics: str | None  # URL, "" for <host>/metrics, None when off
     slo: str | None
     slo_spec: SLOSpec = field(default_factory=lambda: SLOSpec(()))
+    retry: int = 0  # resends of a 429/503 answer; 0: off
+    reassign_lost: bool = False
     api_key: str | None = field(default=None, repr=False)
 
     def public_dict(self) -> dict[str, Any]:
@@ -137,6 +142,13 @@ def settings_from_options(opts: Any) -> ReplaySettings:
         seed = int(seed)
     except (TypeError, ValueError):
         raise OptionError(f"--burstgpt-seed: expected an integer, got {seed!r}") from None
+    retry = get("burstgpt_retry", 0)
+    try:
+        retry = int(retry)
+    except (TypeError, ValueError):
+        raise OptionError(f"--burstgpt-retry: expected an integer from 0 to {MAX_RETRY}, got {retry!r}") from None
+    if not 0 <= retry <= MAX_RETRY:
+        raise OptionError(f"--burstgpt-retry: expected an integer from 0 to {MAX_RETRY}, got {retry!r}")
     headroom = _positive("burstgpt-headroom", get("burstgpt_headroom", 1.25))
     if headroom < 1:
         raise OptionError(f"--burstgpt-headroom: expected a factor >= 1, got {headroom!r}")
@@ -172,6 +184,8 @@ def settings_from_options(opts: Any) -> ReplaySettings:
         server_metrics=_server_metrics(get("burstgpt_server_metrics") or ""),
         slo=slo,
         slo_spec=slo_spec,
+        retry=retry,
+        reassign_lost=bool(get("burstgpt_reassign_lost", False)),
         api_key=api_key,
     )
     return settings

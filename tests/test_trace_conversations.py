@@ -90,7 +90,9 @@ def test_model_and_log_type_filters():
     assert wl.n_requests == sum(1 for r in plain if r.model == "GPT-4" and r.log == "API log")
     assert {(c.model, c.log_type) for c in wl.conversations()} == {("GPT-4", "API log")}
     with pytest.raises(ValueError, match="not in the trace"):
-        prepare(raw, models=["Claude"])
+        prepare(raw, models=["Llama-3"])
+    both = prepare(raw, models="gpt-4, ChatGPT")                # a comma-separated string works too
+    assert both.meta["filters"]["models"] == ["gpt-4", "ChatGPT"] and both.n_requests == len(plain)
 
 
 def test_six_column_trace_has_one_turn_conversations_with_estimated_service():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +54,11 @@ class Controller:
     shipper: Any = None  # EntryShipper on workers
     finished: bool = False
     lost_workers: dict[str, Ledger] = field(default_factory=dict)
+    lost_info: dict[str, dict] = field(default_factory=dict)  # master: when and why each was lost
+    revived_workers: set[str] = field(default_factory=set)  # declared lost, then heard from again
+    watch: Any = None  # master: lost_workers.WorkerWatch
+    health: Any = None  # reporting process: saturation.ScheduleHealth
+    probe: Any = None  # sending process: saturation.LoopLagProbe
     live_worker_ledgers: dict[str, Ledger] = field(default_factory=dict)
     server_description: dict | None = None
     last_summary: dict | None = None
@@ -100,10 +106,12 @@ class Controller:
         return workload
 
     def chart_title(self) -> str:
+        """One line naming the trace, window and speedup (file name only: reports travel)."""
         meta = self.workload.meta if self.workload is not None else {}
         s = self.settings
-        return (f"locust-burstgpt: {meta.get('file', '?')} window {meta.get('window', {}).get('spec') or 'whole'}"
-                f", speedup {s.speedup if s else '?'}")
+        window = (DEMO_WINDOW if self.demo_defaults else (s.window if s else None)) or "whole trace"
+        speedup = DEMO_SPEEDUP if self.demo_defaults else (s.speedup if s else 1.0)
+        return f"{os.path.basename(str(meta.get('file', 'trace')))}, window {window}, speedup {speedup:g}"
 
     def note_tick(self, t: float, target: int) -> None:
         self.ticks.append(TickSample(t, target, time.time()))
@@ -114,6 +122,15 @@ class Controller:
         self.ticks.clear()
         self.worker_ledgers.clear()
         self.lost_workers.clear()
+        self.lost_info.clear()
+        self.revived_workers.clear()
+        if self.watch is not None:
+            self.watch.stop()
+        self.watch = None
+        self.health = None
+        if self.probe is not None:
+            self.probe.stop()
+        self.probe = None
         self.live_worker_ledgers.clear()
         self.last_ledger = None
         self.last_verdict = None

@@ -35,7 +35,8 @@ def live_ledger(ctl: Any) -> Ledger:
         return ctl.runtime.ledger
     total = Ledger()
     for client_id in ctl.assigned:
-        led = ctl.worker_ledgers.get(client_id) or ctl.live_worker_ledgers.get(client_id)
+        led = (ctl.lost_workers.get(client_id) or ctl.worker_ledgers.get(client_id)
+               or ctl.live_worker_ledgers.get(client_id))
         if led is not None:
             total = total.add(led)
     return total
@@ -45,9 +46,15 @@ def trust_problems(environment: Any, ctl: Any, ledger: Ledger) -> list[str]:
     problems = []
     if not ledger.balances():
         problems.append(f"the books do not balance: {ledger.format()}")
-    if ctl.lost_workers:
-        problems.append(f"{len(ctl.lost_workers)} worker(s) lost during the run: "
-                        f"{', '.join(sorted(ctl.lost_workers))}")
+    if ctl.lost_workers and not ctl.settings.reassign_lost:
+        problems.append(f"{len(ctl.lost_workers)} worker(s) lost during the run ({lost_text(ctl)}); "
+                        "their unfinished requests are counted as not sent (lost_worker). "
+                        "--burstgpt-reassign-lost replays the conversations they had not started elsewhere")
+    if ctl.revived_workers:
+        problems.append(f"worker(s) {', '.join(sorted(ctl.revived_workers))} answered after being declared "
+                        "lost: their later results were ignored and may have been sent twice")
+    if ctl.health is not None:
+        problems.extend(ctl.health.problems())
     runner = environment.runner
     if getattr(runner, "cpu_warning_emitted", False) or getattr(runner, "worker_cpu_warning_emitted", False):
         problems.append("the load generator's CPU was saturated (Locust's CPU warning): send times and "
@@ -56,6 +63,20 @@ def trust_problems(environment: Any, ctl: Any, ledger: Ledger) -> list[str]:
         problems.append(f"the report holds {ctl.report.entries} request entries but {ledger.scheduled} "
                         "were scheduled")
     return problems
+
+
+def lost_text(ctl: Any) -> str:
+    return "; ".join(f"{cid}: {i['why']}, {i['lost_requests']} requests lost, "
+                     f"{i['reassigned_conversations']} conversations reassigned"
+                     for cid, i in sorted(ctl.lost_info.items()))
+
+
+def run_warnings(ctl: Any) -> list[str]:
+    """Events a trusted run still reports (a lost worker whose conversations were reassigned)."""
+    if ctl.lost_workers and ctl.settings.reassign_lost:
+        return [f"{len(ctl.lost_workers)} worker(s) lost during the run ({lost_text(ctl)}); requests they "
+                "had in flight or had not finished are counted as not sent (lost_worker)"]
+    return []
 
 
 def finish_run(environment: Any, ctl: Any) -> None:
@@ -70,6 +91,7 @@ def finish_run(environment: Any, ctl: Any) -> None:
     duration = max(1e-9, time.time() - report.epoch_wall)
     summary = report.metrics.summary(duration_s=duration)
     verdict = evaluate(ctl.settings.slo_spec, report.metrics, duration, trust_problems(environment, ctl, ledger))
+    warnings = run_warnings(ctl)
     report.close()
     if report.dir is not None:
         report.timeline.write_csv(report.dir / "timeline.csv")
@@ -87,6 +109,9 @@ def finish_run(environment: Any, ctl: Any) -> None:
                                "entries": report.entry_ledger()},
             "metrics": summary,
             "verdict": verdict.to_dict(),
+            "warnings": warnings,
+            "lost_workers": ctl.lost_info,
+            "generator": ctl.health.summary() if ctl.health is not None else None,
         })
         try:
             from locust_burstgpt.report.charts import write_report_png
@@ -96,6 +121,7 @@ def finish_run(environment: Any, ctl: Any) -> None:
             log.exception("could not draw report.png")
     text = "\n".join([
         "", metrics_table(summary), length_line(summary), ledger.format(), *verdict.lines(),
+        *(f"WARNING: {w}" for w in warnings),
         *(f"Report written to {report.dir}" for _ in [0] if report.dir is not None), "",
     ])
     sys.stdout.write(text + "\n")

@@ -10,6 +10,8 @@ what it was assigned. Messages:
 * ``burstgpt_entries`` (worker -> master, every second): request entries for the run report.
 * ``burstgpt_final`` (worker -> master): the worker's final ledger, after its last entries.
 * ``burstgpt_error`` (worker -> master): the worker could not start its replay.
+* ``burstgpt_assign_more`` (master -> worker): conversations of a lost worker that had not started
+  (``--burstgpt-reassign-lost``; see ``lost_workers.py``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from locust_burstgpt import options
 from locust_burstgpt.ledger import Ledger
 from locust_burstgpt.plugin import controller
 from locust_burstgpt.plugin.finish import finish_run
+from locust_burstgpt.plugin.lost_workers import WorkerWatch
 from locust_burstgpt.plugin.reporting import EntryShipper, SecondSampler, connect_runtime
+from locust_burstgpt.plugin.saturation import LoopLagProbe, ScheduleHealth
 from locust_burstgpt.settings import OptionError
 from locust_burstgpt.trace import TraceError
 
@@ -62,6 +66,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     ctl.user_class = _first_user_class(environment)
     if isinstance(runner, WorkerRunner):
         runner.register_message("burstgpt_assign", _on_assign)
+        runner.register_message("burstgpt_assign_more", _on_assign_more, concurrent=True)
         runner.register_message("burstgpt_stop", _on_stop_request, concurrent=True)
         return
     if environment.parsed_options is None:
@@ -133,23 +138,34 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
             log.error("No workers connected: nothing to replay")
             return
         order = np.arange(workload.n_conversations, dtype=np.int64)
+        ctl.watch = WorkerWatch(environment, ctl)
         for k, client in enumerate(workers):
             indices = order[k:: len(workers)]
-            ctl.assigned[client.id] = len(indices)
+            ctl.watch.assign(client.id, indices.tolist())
             runner.send_message("burstgpt_assign", {
                 "indices": indices.astype("<i8").tobytes(), "epoch_wall": ctl.epoch_wall,
                 "fingerprint": _fingerprint(workload), "worker": k, "workers": len(workers),
             }, client_id=client.id)
+        ctl.watch.start()
         log.info("Assigned %d conversations to %d workers (round robin by start time)",
                  workload.n_conversations, len(workers))
         return
     ctl.epoch_wall = time.time() + START_LEAD_LOCAL_S
-    report = _start_report(environment)
+    _start_report(environment)
     runtime = _build_runtime(environment, range(workload.n_conversations), ctl.epoch_wall)
     if runtime is not None:
-        connect_runtime(runtime, report.add)
+        connect_runtime(runtime, _report_entry)
+        ctl.probe = LoopLagProbe(ctl.epoch_wall)
         runtime.start()
         ctl.runtime_ready.set()
+
+
+def _report_entry(entry: dict) -> None:
+    """One request entry into the run report and the generator's health check."""
+    ctl = controller.get()
+    ctl.report.add(entry)
+    if ctl.health is not None:
+        ctl.health.add(entry)
 
 
 def _freeze_heap() -> None:
@@ -165,6 +181,7 @@ def _start_report(environment: Any) -> Any:
     ctl = controller.get()
     limits = {k: v for k, v in ctl.settings.slo_spec.per_request_limits().items() if k in ("ttft", "tpot", "e2e")}
     ctl.report = RunReport(ctl.epoch_wall, ctl.settings.report_dir, limits)
+    ctl.health = ScheduleHealth(ctl.settings.arrival)
     scraper = None
     if ctl.settings.server_metrics is not None and environment.host:
         from locust_burstgpt.report.server_metrics import ServerMetricsScraper
@@ -203,6 +220,18 @@ def _on_assign(environment: Any, msg: Any, **_kw: Any) -> None:
     controller.get().assignment = dict(msg.data)
 
 
+def _on_assign_more(environment: Any, msg: Any, **_kw: Any) -> None:
+    """Conversations of a lost worker that had not started: replay them too, on their schedule."""
+    ctl = controller.get()
+    indices = np.frombuffer(msg.data["indices"], dtype="<i8").tolist()
+    if not ctl.runtime_ready.wait(timeout=10) or ctl.runtime is None:
+        environment.runner.send_message("burstgpt_error", f"worker cannot take {len(indices)} reassigned "
+                                        "conversations: its replay is not running")
+        return
+    ctl.runtime.engine.extend(indices)
+    log.info("Took over %d conversations of a lost worker", len(indices))
+
+
 def _start_worker_replay(environment: Any) -> None:
     ctl = controller.get()
     assignment = ctl.assignment
@@ -226,7 +255,8 @@ def _start_worker_replay(environment: Any) -> None:
     _freeze_heap()
     runtime = _build_runtime(environment, indices.tolist(), float(assignment["epoch_wall"]))
     if runtime is not None:
-        ctl.shipper = EntryShipper(environment.runner, runtime.ledger)
+        ctl.probe = LoopLagProbe(float(assignment["epoch_wall"]))
+        ctl.shipper = EntryShipper(environment.runner, runtime.ledger, ctl.probe)
         connect_runtime(runtime, ctl.shipper)
         runtime.start()
         ctl.runtime_ready.set()
@@ -246,16 +276,25 @@ def _on_stop_request(environment: Any, msg: Any, **_kw: Any) -> None:
 
 # -- master side --------------------------------------------------------------------------------
 def _on_worker_final(environment: Any, msg: Any, **_kw: Any) -> None:
-    controller.get().worker_ledgers[msg.node_id] = Ledger.from_dict(msg.data["ledger"])
+    ctl = controller.get()
+    if ctl.watch is not None and not ctl.watch.accept(msg.node_id):
+        return
+    ctl.worker_ledgers[msg.node_id] = Ledger.from_dict(msg.data["ledger"])
 
 
 def _on_worker_entries(environment: Any, msg: Any, **_kw: Any) -> None:
     ctl = controller.get()
+    if ctl.watch is not None and not ctl.watch.accept(msg.node_id):
+        return
     ctl.live_worker_ledgers[msg.node_id] = Ledger.from_dict(msg.data["ledger"])
+    if ctl.health is not None:
+        ctl.health.note_lags(msg.data.get("loop_lag"))
     if ctl.report is None:
         return
     for entry in msg.data["entries"]:
-        ctl.report.add(entry)
+        if ctl.watch is not None:
+            ctl.watch.count_entry(msg.node_id, entry)
+        _report_entry(entry)
 
 
 def _on_worker_error(environment: Any, msg: Any, **_kw: Any) -> None:
@@ -270,13 +309,15 @@ def _on_test_stopping(environment: Any, **_kw: Any) -> None:
     runner = environment.runner
     reason = ctl.end_reason or "stopped"
     if isinstance(runner, MasterRunner):
-        alive = [c.id for c in runner.clients.values() if c.state != "missing" and c.id in ctl.assigned]
+        alive = [c.id for c in runner.clients.values()
+                 if c.state != "missing" and c.id in ctl.assigned and c.id not in ctl.lost_workers]
         for client_id in alive:
             runner.send_message("burstgpt_stop", reason, client_id=client_id)
         deadline = time.monotonic() + (ctl.settings.drain_timeout_s if ctl.settings else 30.0) + 15.0
-        while time.monotonic() < deadline and not all(c in ctl.worker_ledgers for c in alive):
-            gevent.sleep(0.1)
-        missing = [c for c in alive if c not in ctl.worker_ledgers]
+        while time.monotonic() < deadline and not all(
+                c in ctl.worker_ledgers or c in ctl.lost_workers for c in alive):
+            gevent.sleep(0.1)  # the watch keeps running: a worker dying now is accounted as lost
+        missing = [c for c in alive if c not in ctl.worker_ledgers and c not in ctl.lost_workers]
         if missing:
             log.error("No final accounts from workers %s", ", ".join(missing))
     elif ctl.runtime is not None:
@@ -289,4 +330,8 @@ def _on_test_stopping(environment: Any, **_kw: Any) -> None:
 def _on_test_stop(environment: Any, **_kw: Any) -> None:
     if isinstance(environment.runner, WorkerRunner):
         return
-    finish_run(environment, controller.get())
+    ctl = controller.get()
+    if ctl.watch is not None:
+        ctl.watch.check()
+        ctl.watch.stop()
+    finish_run(environment, ctl)

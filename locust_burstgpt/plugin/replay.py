@@ -44,6 +44,14 @@ class ConversationState:
         return len(self.conversation.turns) - self.next_turn
 
 
+@dataclass
+class _Batch:
+    """Conversations given to this process at once (at the start, or reassigned from a lost worker)."""
+
+    indices: list[int]
+    next: int = 0  # position of the first conversation not released yet
+
+
 def class_label(model: str, log_type: str) -> str:
     """Stats row name for a trace class: ``GPT-4 conversation``, ``ChatGPT API``."""
     kind = {"Conversation log": "conversation", "API log": "API"}.get(log_type, log_type)
@@ -70,6 +78,7 @@ class ReplayEngine:
     ) -> None:
         self.workload = workload
         self.indices = list(indices)
+        self._batches = [_Batch(self.indices)]
         self.epoch = epoch  # perf_counter time of trace offset 0
         self.arrival = arrival
         self.send_turn = send_turn
@@ -82,9 +91,8 @@ class ReplayEngine:
         self.stopping = False
         self.stop_reason = "stopped"
         self.dispatch_done = Event()
-        self._dispatcher: gevent.Greenlet | None = None
+        self._dispatchers: list[gevent.Greenlet] = []
         self._pending: dict[int, ConversationState] = {}  # released or running, not finished
-        self._next_undispatched = 0
         self._turn_counts: np.ndarray | None = None
         self.ledger.scheduled = self._turns_of(self.indices)
         self.ledger.conversations_scheduled = len(self.indices)
@@ -98,11 +106,24 @@ class ReplayEngine:
 
     # -- dispatch -----------------------------------------------------------------------------
     def start(self) -> None:
-        self._dispatcher = gevent.spawn(self._dispatch)
+        self._dispatchers.append(gevent.spawn(self._dispatch, self._batches[0]))
 
-    def _dispatch(self) -> None:
+    def extend(self, indices: Sequence[int]) -> None:
+        """Take on more conversations (a lost worker's, not started yet) and release them on time."""
+        batch = _Batch(list(indices))
+        self._batches.append(batch)
+        self.ledger.scheduled += self._turns_of(batch.indices)
+        self.ledger.conversations_scheduled += len(batch.indices)
+        if self.stopping:
+            self._count_not_sent(self.stop_reason)
+            return
+        self._dispatchers.append(gevent.spawn(self._dispatch, batch))
+
+    def _dispatch(self, batch: _Batch) -> None:
         offsets = self.workload.start_offsets
-        for pos, i in enumerate(self.indices):
+        for pos, i in enumerate(batch.indices):
+            if pos < batch.next:
+                continue
             if self.stopping:
                 break
             conv = self.workload.conversation(i)
@@ -117,10 +138,11 @@ class ReplayEngine:
                 due = time.perf_counter()
             state = ConversationState(i, conv, class_label(conv.model, conv.log_type), next_due=due)
             self._pending[i] = state
-            self._next_undispatched = pos + 1
+            batch.next = pos + 1
             self.ledger.conversations_started += 1
             self._put(state)
-        self.dispatch_done.set()
+        if all(b.next == len(b.indices) for b in self._batches):
+            self.dispatch_done.set()
 
     def _put(self, state: ConversationState) -> None:
         key = state.next_due if self.arrival == "trace" else next(self._seq)
@@ -181,8 +203,8 @@ class ReplayEngine:
             return
         self.stop_reason = reason
         self.stopping = True
-        if self._dispatcher is not None:
-            self._dispatcher.kill(block=True)
+        for dispatcher in self._dispatchers:
+            dispatcher.kill(block=True)
         deadline = time.monotonic() + drain_timeout_s
         while self.ledger.in_flight > 0 and time.monotonic() < deadline:
             gevent.sleep(0.05)
@@ -197,14 +219,15 @@ class ReplayEngine:
                 self.on_not_sent(state.conversation, state.label, state.next_turn,
                                  state.next_due - self.epoch, reason)
         self._pending.clear()
-        rest = self.indices[self._next_undispatched:]
-        if self.on_not_sent is not None:
-            offsets = self.workload.start_offsets
-            for i in rest:
-                conv = self.workload.conversation(i)
-                self.on_not_sent(conv, class_label(conv.model, conv.log_type), 0, float(offsets[i]), reason)
-        not_sent += self._turns_of(rest)
-        self._next_undispatched = len(self.indices)
+        for batch in self._batches:
+            rest = batch.indices[batch.next:]
+            if self.on_not_sent is not None:
+                offsets = self.workload.start_offsets
+                for i in rest:
+                    conv = self.workload.conversation(i)
+                    self.on_not_sent(conv, class_label(conv.model, conv.log_type), 0, float(offsets[i]), reason)
+            not_sent += self._turns_of(rest)
+            batch.next = len(batch.indices)
         if not_sent:
             self.ledger.not_sent[reason] += not_sent
         if self.ledger.in_flight:

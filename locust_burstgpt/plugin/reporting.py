@@ -28,7 +28,13 @@ def connect_runtime(runtime: Any, sink: Any) -> None:
     def on_record(state: Any, turn: Any, record: Any, built: Any) -> None:
         meta = turn_meta(state.conversation, turn, state.label, record.request_id)
         meta["dropped_turns"] = built.dropped_turns
-        sink(request_entry(record, meta, epoch_wall))
+        entry = request_entry(record, meta, epoch_wall)
+        retries = record.extra.get("retries")
+        if retries:  # earlier attempts answered 429/503; the turn stays in the second it was due
+            entry["retries"] = retries
+            if retries[0]["scheduled_at"] is not None:
+                entry["scheduled_offset_s"] = round(retries[0]["scheduled_at"] - epoch_wall, 6)
+        sink(entry)
 
     def on_not_sent(conv: Any, label: str, first: int, due: float | None, reason: str) -> None:
         for k in range(first, len(conv.turns)):
@@ -43,9 +49,10 @@ def connect_runtime(runtime: Any, sink: Any) -> None:
 class EntryShipper:
     """Worker side: buffer entries and send them to the master in batches."""
 
-    def __init__(self, runner: Any, ledger: Any) -> None:
+    def __init__(self, runner: Any, ledger: Any, probe: Any = None) -> None:
         self.runner = runner
         self.ledger = ledger
+        self.probe = probe  # saturation.LoopLagProbe: its per-second loop lag rides along
         self.buffer: list[dict[str, Any]] = []
         self._greenlet = gevent.spawn(self._loop)
 
@@ -59,7 +66,9 @@ class EntryShipper:
 
     def flush(self) -> None:
         batch, self.buffer = self.buffer, []
-        self.runner.send_message("burstgpt_entries", {"entries": batch, "ledger": self.ledger.to_dict()})
+        lags = self.probe.take() if self.probe is not None else []
+        self.runner.send_message("burstgpt_entries", {"entries": batch, "ledger": self.ledger.to_dict(),
+                                                      "loop_lag": lags})
 
     def close(self) -> None:
         self._greenlet.kill(block=False)
@@ -74,6 +83,7 @@ class SecondSampler:
         self.report = report
         self.ctl = ctl
         self.scraper = scraper
+        self._warned: set[str] = set()
         self._greenlet = gevent.spawn(self._loop)
 
     def _loop(self) -> None:
@@ -93,7 +103,21 @@ class SecondSampler:
             values = self.scraper.scrape()
             if values:
                 self.report.timeline.note_server(second, values)
+        self.check_health()
         self.report.flush()
+
+    def check_health(self) -> None:
+        """Say at once (not only at the end) when the generator stops keeping up."""
+        health = self.ctl.health
+        if health is None:
+            return
+        if self.ctl.probe is not None:
+            health.note_lags(self.ctl.probe.take())
+        for problem in health.problems():
+            kind = problem.split(":", 1)[0]
+            if kind not in self._warned:
+                self._warned.add(kind)
+                log.warning("UNTRUSTWORTHY RUN so far: %s", problem)
 
     def stop(self) -> None:
         self._greenlet.kill(block=False)

@@ -26,6 +26,23 @@ log = logging.getLogger("locust_burstgpt")
 
 RecordListener = Callable[[ConversationState, Any, RequestRecord, Any], None]
 
+RETRY_STATUSES = (429, 503)
+RETRY_WAIT_DEFAULT_S = 1.0  # when a 429/503 has no (numeric) Retry-After
+RETRY_WAIT_MAX_S = 60.0
+
+
+def retry_wait_s(record: RequestRecord) -> float:
+    """The server's Retry-After, or 1 s without one; never more than 60 s."""
+    wait = record.retry_after_s if record.retry_after_s is not None else RETRY_WAIT_DEFAULT_S
+    return min(max(0.0, wait), RETRY_WAIT_MAX_S)
+
+
+def attempt_summary(record: RequestRecord) -> dict[str, Any]:
+    """An earlier attempt of a retried request, as listed in its entry's ``retries``."""
+    d = record.to_dict()
+    return {k: d[k] for k in ("request_id", "outcome", "http_status", "error", "scheduled_at", "sent_at",
+                              "last_byte_at", "retry_after_s")}
+
 
 class ReplayRuntime:
     """Sends the turns of the conversations assigned to this process and accounts for each."""
@@ -118,17 +135,30 @@ class ReplayRuntime:
             body["prompt"] = built.prompt
         if self.request_hook is not None:
             body = self.request_hook(body)
-        record = RequestRecord(
-            request_id=f"{self.run_id}-{conv.id}-{turn.index}", scheduled_at=state.next_due,
-            target_prompt_tokens=prompt_target, expected_prompt_tokens=built.expected_prompt_tokens,
-            target_completion_tokens=output_target,
-        )
+        request_id = f"{self.run_id}-{conv.id}-{turn.index}"
+
+        def new_record(rid: str, due: float) -> RequestRecord:
+            return RequestRecord(
+                request_id=rid, scheduled_at=due, target_prompt_tokens=prompt_target,
+                expected_prompt_tokens=built.expected_prompt_tokens, target_completion_tokens=output_target,
+            )
+
+        record = new_record(request_id, state.next_due)
+        earlier: list[RequestRecord] = []  # attempts answered 429/503 and sent again
         try:
             self.client.send(body, record)
+            while self._should_retry(record, len(earlier)):
+                due = (record.last_byte_at or time.perf_counter()) + retry_wait_s(record)
+                gevent.sleep(max(0.0, due - time.perf_counter()))  # killed here: the last attempt stands
+                earlier.append(record)
+                self.ledger.retries += 1
+                self._fire_locust(state.label, record)
+                record = new_record(f"{request_id}.r{len(earlier)}", due)
+                self.client.send(body, record)
         finally:
             if record.outcome is None:  # defensive: the client guarantees an outcome
                 record.outcome = Outcome.CANCELLED
-            self._account(state, turn, built, record, prompt_target, output_target)
+            self._account(state, turn, built, record, prompt_target, output_target, earlier)
         if record.outcome == Outcome.OK:
             self.builder.observe(built, record)
             if self.settings.endpoint == "chat":
@@ -138,27 +168,39 @@ class ReplayRuntime:
                                  {"role": "assistant", "content": record.reply_text}]
         return record
 
+    def _should_retry(self, record: RequestRecord, retried: int) -> bool:
+        """429/503 before any token, retries left, and the replay not stopping."""
+        return (retried < self.settings.retry and record.outcome == Outcome.HTTP_ERROR
+                and record.http_status in RETRY_STATUSES and record.first_token_at is None
+                and not self.engine.stopping)
+
+    def _fire_locust(self, label: str, record: RequestRecord) -> None:
+        """One request in Locust's own statistics (every attempt, so retried failures show there)."""
+        e2e_ms = (record.e2e or 0.0) * 1000.0
+        exc = None if record.outcome == Outcome.OK else RuntimeError(
+            f"{record.outcome.value}" + (f" {record.http_status}" if record.http_status else "")
+            + (f": {record.error}" if record.error else "")
+        )
+        self.environment.events.request.fire(
+            request_type="LLM", name=label, response_time=e2e_ms,
+            response_length=record.completion_tokens or 0, exception=exc, context={}, url=None,
+            response=None, start_time=None,
+        )
+
     def _account(self, state: ConversationState, turn: Any, built: Any, record: RequestRecord,
-                 prompt_target: int, output_target: int) -> None:
+                 prompt_target: int, output_target: int, earlier: Sequence[RequestRecord] = ()) -> None:
         record.extra = {
             "conversation": state.conversation.id, "turn": turn.index, "row": turn.row,
             "label": state.label, "prompt_target": prompt_target, "output_target": output_target,
             "expected_prompt_tokens": built.expected_prompt_tokens, "dropped_turns": built.dropped_turns,
             "recorded_elapsed_s": turn.elapsed_s, "elapsed_estimated": turn.elapsed_estimated,
         }
+        if earlier:
+            record.extra["retries"] = [attempt_summary(r) for r in earlier]
         self.ledger.outcomes[record.outcome.value] += 1
         self.metrics.record(state.label, record, recorded_elapsed_s=turn.elapsed_s)
         if record.outcome != Outcome.CANCELLED:
-            e2e_ms = (record.e2e or 0.0) * 1000.0
-            exc = None if record.outcome == Outcome.OK else RuntimeError(
-                f"{record.outcome.value}" + (f" {record.http_status}" if record.http_status else "")
-                + (f": {record.error}" if record.error else "")
-            )
-            self.environment.events.request.fire(
-                request_type="LLM", name=state.label, response_time=e2e_ms,
-                response_length=record.completion_tokens or 0, exception=exc, context={}, url=None,
-                response=None, start_time=None,
-            )
+            self._fire_locust(state.label, record)
         for listener in self.listeners:
             try:
                 listener(state, turn, record, built)

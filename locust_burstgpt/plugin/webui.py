@@ -80,6 +80,17 @@ def live_books() -> dict[str, Any]:
             "not_sent_reasons": dict(led.not_sent), "balances": led.balances()}
 
 
+def live_problems() -> list[str]:
+    """Why the run cannot be trusted, as known now (the final verdict's list once it has ended)."""
+    ctl = controller.get()
+    if ctl.last_verdict is not None:
+        return list(ctl.last_verdict.trust_problems)
+    problems = ctl.health.problems() if ctl.health is not None else []
+    if ctl.lost_workers and not (ctl.settings and ctl.settings.reassign_lost):
+        problems.append(f"worker(s) lost: {', '.join(sorted(ctl.lost_workers))}")
+    return problems
+
+
 def install(environment: Any) -> None:
     web_ui = environment.web_ui
     if web_ui is None:
@@ -129,9 +140,16 @@ def install(environment: Any) -> None:
         ctl = controller.get()
         report = ctl.report
         rows = report.timeline.rows() if report is not None else []
-        status = "no run yet" if report is None else (
-            f"run {'ended' if ctl.finished else 'in progress'}: {ctl.chart_title()}; books: "
-            f"{json.dumps(live_books())}")
+        if report is None:
+            status = "no run yet"
+        else:
+            b = live_books()
+            status = (f"run {'ended' if ctl.finished else 'in progress'}: {ctl.chart_title()}. Requests: "
+                      f"{b['scheduled']} scheduled, {b['sent']} sent, {b['in_flight']} in flight, "
+                      f"{b['not_sent']} not sent")
+        problems = live_problems() if report is not None else []
+        if problems:
+            status += " UNTRUSTWORTHY RUN: " + "; ".join(problems)
         return Response(json.dumps({"status": status, "rows": rows}), mimetype="application/json")
 
     @app.route("/burstgpt/summary.json")
@@ -142,7 +160,7 @@ def install(environment: Any) -> None:
         body: dict[str, Any] = {"run": None}
         if report is not None:
             duration = max(1e-9, time.time() - report.epoch_wall)
-            body = {"finished": ctl.finished, "books": live_books(),
+            body = {"finished": ctl.finished, "books": live_books(), "trust_problems": live_problems(),
                     "metrics": report.metrics.summary(duration_s=duration),
                     "verdict": ctl.last_verdict.to_dict() if ctl.last_verdict is not None else None,
                     "settings": ctl.settings.public_dict() if ctl.settings else None}

@@ -6,8 +6,17 @@ these differently; both map onto one set of keys:
 
 * ``running`` / ``waiting``: requests in the batch / queued
 * ``kv_cache_usage``: fraction 0..1
-* ``generation_tokens`` / ``prompt_tokens``: tokens in the last interval (from counters)
+* ``generation_tokens`` / ``prompt_tokens``: tokens in the last interval (from counters); prompt
+  tokens count every prompt token, whether computed or found in the prefix cache
 * ``prefix_cache_hits`` / ``prefix_cache_queries``: prompt tokens found / looked up in the interval
+
+Each key lists its sources in order of preference; a source is one metric name or several whose
+samples are added. llama.cpp (checked against ``llama-server`` build b10434) counts computed and
+cached prompt tokens apart: ``llamacpp:prompt_tokens_total`` excludes the tokens reused from its
+prompt cache, which ``llamacpp:prompt_tokens_cached_total`` counts, so their sum is vLLM's
+``vllm:prompt_tokens_total`` (every prompt token, cached or not) and also the number of prompt
+tokens looked up in the cache. That build has no KV-cache usage gauge (older builds exported
+``llamacpp:kv_cache_usage_ratio``; it is still read where present).
 """
 
 from __future__ import annotations
@@ -18,16 +27,22 @@ import ssl
 import urllib.request
 from typing import Any
 
-GAUGES = {
-    "running": ("vllm:num_requests_running", "llamacpp:requests_processing"),
-    "waiting": ("vllm:num_requests_waiting", "llamacpp:requests_deferred"),
-    "kv_cache_usage": ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc", "llamacpp:kv_cache_usage_ratio"),
+Source = tuple[str, ...]  # metric names whose values are added
+
+GAUGES: dict[str, tuple[Source, ...]] = {
+    "running": (("vllm:num_requests_running",), ("llamacpp:requests_processing",)),
+    "waiting": (("vllm:num_requests_waiting",), ("llamacpp:requests_deferred",)),
+    "kv_cache_usage": (("vllm:kv_cache_usage_perc",), ("vllm:gpu_cache_usage_perc",),
+                       ("llamacpp:kv_cache_usage_ratio",)),
 }
-COUNTERS = {
-    "generation_tokens": ("vllm:generation_tokens_total", "llamacpp:tokens_predicted_total"),
-    "prompt_tokens": ("vllm:prompt_tokens_total", "llamacpp:prompt_tokens_total"),
-    "prefix_cache_hits": ("vllm:prefix_cache_hits_total", "vllm:gpu_prefix_cache_hits_total"),
-    "prefix_cache_queries": ("vllm:prefix_cache_queries_total", "vllm:gpu_prefix_cache_queries_total"),
+_LLAMACPP_PROMPT = ("llamacpp:prompt_tokens_total", "llamacpp:prompt_tokens_cached_total")
+COUNTERS: dict[str, tuple[Source, ...]] = {
+    "generation_tokens": (("vllm:generation_tokens_total",), ("llamacpp:tokens_predicted_total",)),
+    "prompt_tokens": (("vllm:prompt_tokens_total",), _LLAMACPP_PROMPT, ("llamacpp:prompt_tokens_total",)),
+    "prefix_cache_hits": (("vllm:prefix_cache_hits_total",), ("vllm:gpu_prefix_cache_hits_total",),
+                          ("llamacpp:prompt_tokens_cached_total",)),
+    "prefix_cache_queries": (("vllm:prefix_cache_queries_total",), ("vllm:gpu_prefix_cache_queries_total",),
+                             _LLAMACPP_PROMPT),
 }
 _LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([^\s]+)")
 
@@ -51,10 +66,11 @@ def parse_prometheus(text: str) -> dict[str, float]:
     return out
 
 
-def pick(samples: dict[str, float], names: tuple[str, ...]) -> float | None:
-    for name in names:
-        if name in samples:
-            return samples[name]
+def pick(samples: dict[str, float], sources: tuple[Source, ...]) -> float | None:
+    """The value of the first source whose every metric is present (summed), or None."""
+    for names in sources:
+        if all(name in samples for name in names):
+            return sum(samples[name] for name in names)
     return None
 
 

@@ -60,11 +60,13 @@ class Conversation:
 
 @dataclass
 class RowArrays:
-    """The selected rows, in file (= time) order, as plain arrays (views where possible)."""
+    """The rows of a window: views of the file's columns (a contiguous run of rows) plus an
+    optional ``included`` mask for rows dropped by filters or the failed-row policy, so nothing
+    is copied to select rows."""
 
-    positions: np.ndarray | slice  # 0-based file positions of the rows (row = position + 1)
+    first_position: int       # 0-based file position of row 0 here (row number = that + k + 1)
     timestamp: np.ndarray     # float64 trace seconds
-    session_codes: np.ndarray  # int64 code per distinct Session ID, -1 where absent
+    session_codes: np.ndarray  # int32 code per distinct Session ID, -1 where absent
     session_names: np.ndarray  # object array: code -> Session ID text
     elapsed: np.ndarray       # float64, recorded or estimated
     estimated: np.ndarray     # bool
@@ -74,12 +76,19 @@ class RowArrays:
     log_codes: np.ndarray     # codes into ``log_types``
     models: list[str]
     log_types: list[str]
+    included: np.ndarray | None = None  # None: every row is replayed
 
     def row(self, k: int) -> int:
-        """1-based data row of selected row ``k``."""
-        if isinstance(self.positions, slice):
-            return int(self.positions.start) + k + 1
-        return int(self.positions[k]) + 1
+        """1-based data row (in the file) of row ``k`` here."""
+        return self.first_position + k + 1
+
+    def used(self, values: np.ndarray) -> np.ndarray:
+        """``values`` (one per row here) restricted to the replayed rows."""
+        return values if self.included is None else values[self.included]
+
+    @property
+    def n_used(self) -> int:
+        return int(self.timestamp.size if self.included is None else np.count_nonzero(self.included))
 
 
 class ConversationTable:
@@ -87,8 +96,8 @@ class ConversationTable:
 
     Stored column-wise in row (= time) order, so nothing is regrouped for one-turn
     conversations. Per row: ``is_first`` (first turn of its conversation), ``single`` (a
-    one-turn conversation). Per conversation: ``start`` (sorted). Per session row (only the
-    rows that have a Session ID), in conversation-then-turn order: ``group_rows``,
+    replayed one-turn conversation). Per conversation: ``start`` (sorted). Per session row
+    (replayed rows with a Session ID), in conversation-then-turn order: ``group_rows``,
     ``group_think`` (scaled), ``group_sched`` (offset from the conversation start),
     ``group_req_start``, ``group_elapsed``; per session: ``group_offsets``, ``group_start``,
     ``group_duration``. Row- or conversation-indexed arrays that only some callers need
@@ -104,7 +113,12 @@ class ConversationTable:
 
         codes = rows.session_codes
         self.single = codes < 0
-        in_session = np.flatnonzero(~self.single)
+        has_session = ~self.single
+        if rows.included is not None:
+            self.single &= rows.included
+            has_session &= rows.included
+        in_session = np.flatnonzero(has_session)
+        del has_session
         s_codes = codes[in_session]
         order = np.argsort(s_codes, kind="stable")         # groups, time order within each
         grows = in_session[order]                           # session rows grouped by session
@@ -152,8 +166,10 @@ class ConversationTable:
 
     @cached_property
     def req_start(self) -> np.ndarray:
-        """Scheduled start of every selected row's request under the replay model."""
+        """Scheduled start of every row's request under the replay model (NaN if not replayed)."""
         out = self.offset_of(self.r.timestamp)
+        if self.r.included is not None:
+            out[~self.r.included] = np.nan
         out[self.group_rows] = self.group_req_start
         return out
 
@@ -173,11 +189,11 @@ class ConversationTable:
 
     @property
     def n_turns(self) -> int:
-        return int(self.r.timestamp.size)
+        return self.r.n_used
 
     @property
     def estimated(self) -> bool:
-        return bool(self.r.estimated.any())
+        return bool(self.r.used(self.r.estimated).any())
 
     @cached_property
     def first(self) -> np.ndarray:
@@ -210,8 +226,10 @@ class ConversationTable:
 
     @cached_property
     def conv_of_row(self) -> np.ndarray:
-        """Conversation index of every selected row."""
+        """Conversation index of every row (-1 for rows that are not replayed)."""
         out = np.cumsum(self.is_first) - 1
+        if self.r.included is not None:
+            out[~self.r.included] = -1
         if self.group_rows.size:
             out[self.group_rows] = np.repeat(self._group_conv, np.diff(self.group_offsets))
         return out

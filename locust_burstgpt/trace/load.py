@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import TraceError
-from .heap import reuse_freed_memory
+from .heap import BIG_INPUT_ROWS, reuse_freed_memory
 from .progress import Progress, wanted
 from .readers import STRING, read_frame
 from .schema import NORMALIZED, Column
@@ -51,11 +51,14 @@ class RawTrace:
     @cached_property
     def session_codes(self) -> tuple[np.ndarray, np.ndarray]:
         """(code per row, -1 without a Session ID; the distinct Session IDs by code)."""
-        arr = pa.chunked_array(pa.array(self.df["session_id"].array)) if len(self.df) else None
-        if arr is None or arr.null_count == len(arr):
-            return np.full(len(self.df), -1, dtype=np.int32), np.empty(0, dtype=object)
-        encoded = pc.dictionary_encode(arr).combine_chunks()
-        codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+        values = self.df["session_id"].array
+        codes = np.full(len(values), -1, dtype=np.int32)
+        present = np.flatnonzero(~np.asarray(values.isna()))
+        if present.size == 0:
+            return codes, np.empty(0, dtype=object)
+        arrow = pc.drop_null(pa.chunked_array(pa.array(values)))   # encode only the rows that have one
+        encoded = pc.dictionary_encode(arrow).combine_chunks()
+        codes[present] = encoded.indices.to_numpy(zero_copy_only=False)
         return codes, np.asarray(encoded.dictionary.to_pylist(), dtype=object)
 
     @property
@@ -88,7 +91,7 @@ def load_trace(path: str | os.PathLike[str] | None = None, *, progress: bool | N
     digest = _Sha256(p)
     digest.start()
     try:
-        with reuse_freed_memory():
+        with reuse_freed_memory(size >= 40 * BIG_INPUT_ROWS):   # ~40 bytes per BurstGPT row
             frame, known, extra = read_frame(p, bar)
             if bar is not None:
                 bar.stage("validating")
@@ -111,7 +114,7 @@ def load_trace(path: str | os.PathLike[str] | None = None, *, progress: bool | N
 
 
 class _Sha256(threading.Thread):
-    """Hash the file on a second thread while Arrow parses it (hashlib releases the GIL)."""
+    """Hash the file on a second thread while it is parsed (hashlib releases the GIL)."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(daemon=True, name="trace-sha256")

@@ -53,7 +53,8 @@ def plot_workload(wl: Workload, out: str | os.PathLike[str]) -> None:
     ax.set_xlabel("seconds since window start (scaled)")
 
     ax = axes[1, 0]
-    ts = wl.table.r.timestamp
+    r = wl.table.r
+    ts = r.used(r.timestamp)
     if ts.size:
         hours = (np.floor(ts / 3600.0) % 24).astype(np.int64)
         days = max(1.0, (ts[-1] - ts[0]) / 86400.0)
@@ -63,8 +64,8 @@ def plot_workload(wl: Workload, out: str | os.PathLike[str]) -> None:
     ax.set_xticks(range(0, 24, 3))
 
     ax = axes[1, 1]
-    req = wl.table.r.request_tokens
-    resp = wl.table.r.response_tokens
+    req = r.used(r.request_tokens)
+    resp = r.used(r.response_tokens)
     top = max(int(req.max()) if req.size else 1, int(resp.max()) if resp.size else 1, 2)
     bins = np.unique(np.logspace(0, math.log10(top + 1), 50).astype(int))
     ax.hist(req[req > 0], bins=bins, alpha=0.6, label="request tokens")

@@ -122,7 +122,7 @@ def summarize(wl: Workload) -> dict[str, Any]:
     window_ts = ts_all[in_window]
 
     used = table.r
-    arrivals = (used.timestamp - start) / wl.speedup
+    arrivals = (used.used(used.timestamp) - start) / wl.speedup
     length = max(1, math.ceil(wl.duration_s - 1e-9))
     per_second = np.bincount(np.clip(np.floor(arrivals), 0, length - 1).astype(np.int64),
                              minlength=length) if arrivals.size else np.zeros(length, np.int64)
@@ -138,7 +138,7 @@ def summarize(wl: Workload) -> dict[str, Any]:
         "failed_policy": meta["failed"],
         "rows": int(in_window.size),
         "failed_rows": int(np.count_nonzero(df["response_tokens"].to_numpy()[in_window] == 0)),
-        "rows_used": int(used.timestamp.size),
+        "rows_used": used.n_used,
         "span_s": float(window_ts[-1] - window_ts[0]) if window_ts.size else 0.0,
         "duration_s": wl.duration_s,
         "models": _counts(df["model"].array[in_window]),
@@ -151,8 +151,10 @@ def summarize(wl: Workload) -> dict[str, Any]:
                            "max": float(per_second.max())},
         "interarrival_s": interarrival_stats(arrivals),
         "index_of_dispersion_1s": float(per_second.var() / mean_rate) if mean_rate > 0 else None,
-        "request_tokens": _stats(used.request_tokens.astype(np.float64), ("mean", "p50", "p90", "p99", "max")),
-        "response_tokens": _stats(used.response_tokens.astype(np.float64), ("mean", "p50", "p90", "p99", "max")),
+        "request_tokens": _stats(used.used(used.request_tokens).astype(np.float64),
+                                 ("mean", "p50", "p90", "p99", "max")),
+        "response_tokens": _stats(used.used(used.response_tokens).astype(np.float64),
+                                  ("mean", "p50", "p90", "p99", "max")),
         "concurrency": {**_stats(conc.astype(np.float64), ("mean", "p99", "max")),
                         "estimated": wl.curves.estimated},
         "in_flight": {**_stats(wl.curves.in_flight.astype(np.float64), ("mean", "p99", "max")),

@@ -12,7 +12,7 @@ from . import service_model
 from .conversations import Conversation, ConversationTable, RowArrays
 from .curves import ArrivalCounter, Curves, InProgressCounter, curve_length
 from .filters import category_mask, check_policy, combine, failed_mask
-from .heap import reuse_freed_memory
+from .heap import BIG_INPUT_ROWS, reuse_freed_memory
 from .load import RawTrace
 from .scaling import Selection, identity, scale_rate
 from .window import Window, parse_window, resolve, trace_span
@@ -74,14 +74,15 @@ class Workload:
 def request_intervals(table: ConversationTable, sel: Selection | None) -> tuple[np.ndarray, np.ndarray]:
     """(scheduled start, service seconds) of every request of the selected conversations."""
     if sel is None or sel.source is None:
-        return table.req_start, table.r.elapsed
+        return table.r.used(table.req_start), table.r.used(table.r.elapsed)
     assert sel.copy is not None
     starts, services = [], []
+    conv = table.conv_of_row
     for j in np.unique(sel.copy):
         mine = sel.copy == j
-        delta = np.full(table.n_conversations, np.nan)
+        delta = np.full(table.n_conversations + 1, np.nan)       # last slot: rows not replayed
         delta[sel.source[mine]] = sel.start[mine] - table.start[sel.source[mine]]
-        per_row = delta[table.conv_of_row]
+        per_row = delta[conv]
         take = ~np.isnan(per_row)
         starts.append(table.req_start[take] + per_row[take])
         services.append(table.r.elapsed[take])
@@ -125,31 +126,28 @@ def service_times(raw: RawTrace) -> tuple[np.ndarray, np.ndarray]:
     return elapsed, est
 
 
-def _row_arrays(raw: RawTrace, positions: np.ndarray | slice, elapsed: np.ndarray,
+def _row_arrays(raw: RawTrace, rows: slice, included: np.ndarray | None, elapsed: np.ndarray,
                 est: np.ndarray) -> RowArrays:
-    """The selected rows' columns; plain slices (no copies) when the selection is contiguous."""
+    """Views of the columns for the contiguous file rows ``rows``; ``included`` marks the
+    replayed ones (None: all)."""
     df = raw.df
     model = df["model"].array
     log = df["log_type"].array
     codes, names = raw.session_codes
-    pick = _as_slice(positions)
-
-    def take(a: np.ndarray) -> np.ndarray:
-        return a[pick]
-
     return RowArrays(
-        positions=pick,
-        timestamp=take(df["timestamp"].to_numpy()),
-        session_codes=take(codes),
+        first_position=int(rows.start),
+        timestamp=df["timestamp"].to_numpy()[rows],
+        session_codes=codes[rows],
         session_names=names,
-        elapsed=take(elapsed),
-        estimated=take(est),
-        request_tokens=take(df["request_tokens"].to_numpy()),
-        response_tokens=take(df["response_tokens"].to_numpy()),
-        model_codes=take(np.asarray(model.codes)),
-        log_codes=take(np.asarray(log.codes)),
+        elapsed=elapsed[rows],
+        estimated=est[rows],
+        request_tokens=df["request_tokens"].to_numpy()[rows],
+        response_tokens=df["response_tokens"].to_numpy()[rows],
+        model_codes=np.asarray(model.codes)[rows],
+        log_codes=np.asarray(log.codes)[rows],
         models=[str(c) for c in model.categories],
         log_types=[str(c) for c in log.categories],
+        included=None if included is None or included.all() else included,
     )
 
 
@@ -160,17 +158,6 @@ def _names(values: Sequence[str] | str | None) -> list[str] | None:
     if isinstance(values, str):
         values = values.split(",")
     return [str(v).strip() for v in values if str(v).strip()]
-
-
-def _as_slice(positions: np.ndarray | slice) -> np.ndarray | slice:
-    """A slice for a contiguous run of positions (so column picks are views), else the array."""
-    if isinstance(positions, slice):
-        return positions
-    if positions.size == 0:
-        return slice(0, 0)
-    if positions[-1] - positions[0] + 1 == positions.size:
-        return slice(int(positions[0]), int(positions[-1]) + 1)
-    return positions
 
 
 def prepare(
@@ -192,7 +179,7 @@ def prepare(
     speedup scales arrival and think times; ``rate_scale`` thins or superposes conversations.
     Raises ``ValueError`` (with a hint) for bad options.
     """
-    with reuse_freed_memory():
+    with reuse_freed_memory(raw.rows >= BIG_INPUT_ROWS):
         return _prepare(raw, models=models, log_types=log_types, failed=failed, window=window,
                         speedup=speedup, rate_scale=rate_scale, seed=seed)
 
@@ -212,33 +199,34 @@ def _prepare(raw: RawTrace, *, models: Sequence[str] | None, log_types: Sequence
     keep = combine(category_mask(df["model"], models, "model"),
                    category_mask(df["log_type"], log_types, "log type"))
     fail = failed_mask(df["response_tokens"].to_numpy())
-    chosen = combine(keep, ~fail) if policy == "skip" else keep
+    chosen = combine(keep, ~fail) if policy == "skip" else keep     # None: every row
     ts_all = df["timestamp"].to_numpy()
-    if chosen is None:
-        positions: np.ndarray | slice = slice(0, n)
-        ts_sel = ts_all
-    else:
-        positions = np.flatnonzero(chosen)
-        ts_sel = ts_all[positions]
     elapsed, est = service_times(raw)
 
     def concurrency(first: float, last: float) -> np.ndarray:
-        whole = ConversationTable(_row_arrays(raw, positions, elapsed, est), window_start=first, speedup=1.0)
+        whole = ConversationTable(_row_arrays(raw, slice(0, n), chosen, elapsed, est),
+                                  window_start=first, speedup=1.0)
         counter = InProgressCounter(int(last - first))
         whole.add_conversations(counter)
         return counter.result()
 
-    ts_kept = ts_all if keep is None else ts_all[keep]   # failed rows included: they are trace time
-    resolved = resolve(spec, ts_sel, span=trace_span(ts_kept), concurrency=concurrency)
-    lo, hi = (int(i) for i in np.searchsorted(ts_sel, [resolved.start, resolved.end], side="left"))
-    in_window = slice(lo, hi) if isinstance(positions, slice) else positions[lo:hi]
-    wlo, whi = np.searchsorted(ts_all, [resolved.start, resolved.end], side="left")
-    in_fail = fail[wlo:whi]
-    failed_in_window = int((in_fail if keep is None else in_fail & keep[wlo:whi]).sum())
-    rows_used = hi - lo
+    if keep is None:
+        span = trace_span(ts_all)                    # failed rows count: they are trace time
+    else:
+        kept = np.flatnonzero(keep)
+        span = trace_span(ts_all[kept[[0, -1]]] if kept.size else kept.astype(float))
+    searching = spec.kind in ("busiest", "peak-concurrency")
+    ts_sel = ts_all if chosen is None or not searching else ts_all[chosen]
+    resolved = resolve(spec, ts_sel, span=span, concurrency=concurrency)
+    wlo, whi = (int(i) for i in np.searchsorted(ts_all, [resolved.start, resolved.end], side="left"))
+    rows = slice(wlo, whi)
+    included = None if chosen is None else chosen[rows]
+    in_fail = fail[rows]
+    failed_in_window = int(np.count_nonzero(in_fail if keep is None else in_fail & keep[rows]))
 
-    table = ConversationTable(_row_arrays(raw, in_window, elapsed, est),
+    table = ConversationTable(_row_arrays(raw, rows, included, elapsed, est),
                               window_start=resolved.start, speedup=speedup)
+    rows_used = table.n_turns
     duration_s = resolved.length / speedup
     if rate_scale is None or rate_scale == 1.0:
         selection = identity(table.start)
@@ -253,8 +241,8 @@ def _prepare(raw: RawTrace, *, models: Sequence[str] | None, log_types: Sequence
 
     warnings = list(raw.warnings)
     if estimated:
-        unknown = service_model.unknown_models(df["model"].array[in_window]) if rows_used else []
-        n_est = int(np.count_nonzero(table.r.estimated))
+        unknown = service_model.unknown_models(table.r.used(df["model"].array[rows])) if rows_used else []
+        n_est = int(np.count_nonzero(table.r.used(table.r.estimated)))
         warnings.append(f"service times of {n_est:,} of {table.n_turns:,} requests are ESTIMATED "
                         "(no recorded Elapsed time): elapsed = a + b * response tokens, "
                         "fitted per model on BurstGPT_3 rows"

@@ -154,6 +154,7 @@ def vllm_server(log_dir: Path, max_model_len: int = 4096, kv_cache_gib: int = 1)
         p["python"], "-m", "vllm.entrypoints.openai.api_server", "--model", p["model"],
         "--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(port),
         "--dtype", "bfloat16", "--max-model-len", str(max_model_len), "--enforce-eager",
+        "--enable-prompt-tokens-details",  # usage.prompt_tokens_details.cached_tokens, as llama.cpp sends
     ]
     env = {
         "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gib),

@@ -73,7 +73,7 @@ class OfferedLoad:
     @classmethod
     def of(cls, wl: Workload) -> OfferedLoad:
         convs = list(wl.conversations())
-        due = [(k, turn) for c in convs for k, (turn, at) in enumerate(zip(c.turns, c.scheduled_offsets))
+        due = [(k, turn) for c in convs for k, (turn, at) in enumerate(zip(c.turns, c.scheduled_offsets, strict=True))
                if at < wl.duration_s]
         return cls(
             duration_s=wl.duration_s,

@@ -79,15 +79,19 @@ def _run_with_a_kill(tmp: Path, proxy: RecordingProxy, *extra: str) -> dict:
          "--master-port", str(port)],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env) for _ in range(3)]
     start = len(proxy.requests)
-    try:
-        def run_ids() -> set[str]:
-            return {r.headers["x-request-id"].split("-", 1)[0] for r in proxy.snapshot("/v1/chat")[start:]
-                    if r.headers.get("x-request-id", "").count("-") >= 2
-                    and not r.headers["x-request-id"].startswith("prompt")}
 
+    def replayed() -> list:
+        """Chat requests of this run's replayed turns (``<run>-<conversation>-<turn>``, not probes)."""
+        return [r for r in proxy.requests[start:] if r.path.startswith("/v1/chat")
+                and r.headers.get("x-request-id", "").count("-") >= 2
+                and not r.headers["x-request-id"].startswith("prompt")]
+
+    def run_ids() -> set[str]:
+        return {r.headers["x-request-id"].split("-", 1)[0] for r in replayed()}
+
+    try:
         _wait_for(lambda: len(run_ids()) == 3, 90, "all three workers to send")
-        first = min(r.received_at for r in proxy.snapshot("/v1/chat")[start:]
-                    if r.headers.get("x-request-id", "")[:8] in run_ids())
+        first = min(r.received_at for r in replayed())
         _wait_for(lambda: time.time() - first >= KILL_AFTER_S, 30, "the kill time")
         victim = workers[0]
         victim.send_signal(signal.SIGKILL)
@@ -99,8 +103,7 @@ def _run_with_a_kill(tmp: Path, proxy: RecordingProxy, *extra: str) -> dict:
                 p.kill()
             p.wait(timeout=30)
         master_log.close()
-    seen = [r for r in proxy.snapshot("/v1/chat")[start:]
-            if r.headers.get("x-request-id", "")[:8] in run_ids()]
+    seen = replayed()
     summary = json.loads((report / "summary.json").read_text())
     lines = [json.loads(x) for x in (report / "requests.jsonl").read_text().splitlines()]
     return {"rc": rc, "killed_at": killed_at, "summary": summary, "lines": lines, "seen": seen,

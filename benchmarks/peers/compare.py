@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import traceback
 from dataclasses import dataclass, field
@@ -74,7 +75,7 @@ def run_tool(tool: Tool, server: Server, schedule: Schedule, workdir: Path, time
     log(f"[{server.kind}] {tool.label}: {len(schedule)} requests over {schedule.duration_s:.0f} s ...")
     try:
         before = generated_tokens(server)
-        env = {**_base_env(), **tool.env()}
+        env = {**os.environ, **tool.env()}
         usage = run_measured(cmd, cwd=workdir, env=env, log_path=workdir / "tool.log", timeout_s=timeout_s)
         result.usage = usage
         result.server_tokens = generated_tokens(server) - before
@@ -86,7 +87,7 @@ def run_tool(tool: Tool, server: Server, schedule: Schedule, workdir: Path, time
         parsed = tool.parse(workdir)
         result.parsed = parsed
         result.notes += parsed.notes
-        result.fidelity = fidelity.measure(schedule, parsed.sends)
+        result.fidelity = fidelity.measure(schedule, parsed.sends, parsed.scheduled)
         if parsed.sends.size:
             t0, t1 = float(parsed.sends.min()), float(np.max(parsed.ends))
             result.replay_cpu_s = usage.cpu_between(t0, t1)
@@ -98,8 +99,3 @@ def run_tool(tool: Tool, server: Server, schedule: Schedule, workdir: Path, time
         f"{result.parsed.completed} completed, CPU {result.usage.cpu_s:.1f} s, "
         f"{result.server_tokens:,} tokens, wall {result.usage.wall_s:.0f} s"))
     return result
-
-
-def _base_env() -> dict[str, str]:
-    import os
-    return dict(os.environ)

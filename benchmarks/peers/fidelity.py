@@ -1,9 +1,11 @@
 """How faithfully a tool sent the schedule, computed the same way for every tool.
 
 Not every tool records when its schedule started, so the schedule's zero is placed by the tool's
-own sends: send times (sorted) are paired with scheduled offsets (sorted) by rank, each pair's
-``send - offset`` is that request's offset from the schedule, and the least-late request defines
-zero (the same anchoring as AIPerf's ``replay_sched_lag``). ``lag`` is then how much later than
+own sends. Each send is paired with its scheduled offset: exactly, where the tool's output says
+which request it was (ours: the trace row; GuideLLM: the relative timestamp; vLLM: the request's
+index), else by rank (sorted sends with sorted offsets; AIPerf). Each pair's ``send - offset`` is
+that request's offset from the schedule, and the least-late request defines zero (the same
+anchoring as AIPerf's ``replay_sched_lag``). ``lag`` is then how much later than
 the least-late request each request went out; a constant delay of every request is invisible.
 
 Achieved arrivals per second are the anchored sends counted per whole second, compared with the
@@ -43,14 +45,26 @@ def percentile(values: np.ndarray, q: float) -> float:
     return float(s[k])
 
 
-def measure(schedule: Schedule, send_times: np.ndarray) -> Fidelity:
-    """Fidelity of ``send_times`` (wall-clock seconds, any order) against ``schedule``."""
-    sends = np.sort(np.asarray(send_times, dtype=np.float64))
-    n = min(sends.size, len(schedule))
+def measure(schedule: Schedule, send_times: np.ndarray, scheduled: np.ndarray | None = None) -> Fidelity:
+    """Fidelity of ``send_times`` (wall-clock seconds) against ``schedule``.
+
+    ``scheduled`` (optional, same length as ``send_times``) is each send's own scheduled offset;
+    without it sends and offsets are paired by rank.
+    """
+    sends = np.asarray(send_times, dtype=np.float64)
+    if scheduled is not None:
+        scheduled = np.asarray(scheduled, dtype=np.float64)
+        if scheduled.shape != sends.shape:
+            raise ValueError("scheduled must have one offset per send")
+        n = int(sends.size)
+        offsets = sends - scheduled
+    else:
+        sends = np.sort(sends)
+        n = min(sends.size, len(schedule))
+        offsets = sends[:n] - schedule.offsets[:n]
     if n == 0:
         nan = float("nan")
         return Fidelity(len(schedule), int(sends.size), nan, nan, nan, 0.0, nan, nan, nan, 0)
-    offsets = sends[:n] - schedule.offsets[:n]
     zero = float(offsets.min())
     lag = offsets - zero
     rel = sends - zero

@@ -102,9 +102,10 @@ def from_trace(path: str | None, window: str, speedup: float, limits: Limits | N
     """
     raw = load_trace(path)
     wl = prepare(raw, window=window or None, speedup=speedup, failed="skip")
-    rows = wl.table.r
-    offsets = (np.asarray(rows.timestamp, dtype=np.float64) - wl.window.start) / speedup
-    req, resp = np.asarray(rows.request_tokens), np.asarray(rows.response_tokens)
+    turns = [t for c in wl.conversations() for t in c.turns if not t.failed and t.response_tokens > 0]
+    offsets = np.array([t.trace_offset_s for t in turns], dtype=np.float64)
+    req = np.array([t.request_tokens for t in turns], dtype=np.int64)
+    resp = np.array([t.response_tokens for t in turns], dtype=np.int64)
     if max_requests is not None and offsets.size > max_requests:
         keep = np.argsort(offsets, kind="stable")[:max_requests]
         offsets, req, resp = offsets[keep], req[keep], resp[keep]

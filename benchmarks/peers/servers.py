@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 import sys
 import urllib.request
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from locust_burstgpt.sim import SimulatorProcess

@@ -51,6 +51,7 @@ class Parsed:
     lateness_p99_ms: float | None      # the tool's own schedule-lateness figure, if any
     lateness_kind: str = ""            # what that figure is
     notes: list[str] = field(default_factory=list)
+    scheduled: np.ndarray | None = None  # each send's scheduled offset, when the output says it
 
 
 class Tool:
@@ -92,8 +93,9 @@ class Ours(Tool):
                 "--burstgpt-server-metrics", "off", "--burstgpt-report", str(workdir / "report")]
 
     def parse(self, workdir: Path) -> Parsed:
-        sends, ends, lateness = [], [], []
+        sends, ends, lateness, scheduled = [], [], [], []
         completed = failed = tokens = 0
+        offsets = _offsets(workdir / "trace.csv")
         path = workdir / "report" / "requests.jsonl"
         with open(path, encoding="utf-8") as f:
             for line in f:
@@ -102,6 +104,7 @@ class Ours(Tool):
                     continue
                 sends.append(e["sent_at"])
                 ends.append(e.get("last_byte_at") or e["sent_at"])
+                scheduled.append(offsets[int(e["trace_row"]) - 1])
                 if e.get("lateness") is not None:
                     lateness.append(e["lateness"])
                 if e.get("outcome") == "ok":
@@ -111,7 +114,7 @@ class Ours(Tool):
                     failed += 1
         return Parsed(np.array(sends), np.array(ends), completed, failed, tokens,
                       percentile(np.array(lateness), 99) * 1000.0 if lateness else None,
-                      "send - scheduled (true schedule origin)")
+                      "send - scheduled (true schedule origin)", scheduled=np.array(scheduled))
 
 
 class AIPerf(Tool):
@@ -183,7 +186,7 @@ class GuideLLM(Tool):
     def parse(self, workdir: Path) -> Parsed:
         doc = json.loads((workdir / "guidellm.json").read_text())
         bench = doc["benchmarks"][0]
-        sends, ends = [], []
+        sends, ends, scheduled = [], [], []
         completed = failed = tokens = 0
         for status, reqs in bench["requests"].items():
             for r in reqs:
@@ -191,6 +194,7 @@ class GuideLLM(Tool):
                 if t.get("request_start") is None:
                     continue
                 sends.append(t["request_start"])
+                scheduled.append((r["info"].get("settings") or {}).get("relative_timestamp", np.nan))
                 ends.append(t.get("request_end") or t["request_start"])
                 if status == "successful":
                     completed += 1
@@ -198,9 +202,11 @@ class GuideLLM(Tool):
                 else:
                     failed += 1
         delay = bench["metrics"]["request_dispatch_delay"]["total"]["percentiles"]["p99"]
+        sched = np.array(scheduled, dtype=np.float64)
         return Parsed(np.array(sends), np.array(ends), completed, failed, tokens,
                       None if delay is None else delay * 1000.0,
-                      "request_dispatch_delay p99 (request start - targeted start)")
+                      "request_dispatch_delay p99 (request start - targeted start)",
+                      scheduled=None if np.isnan(sched).any() else sched)
 
 
 class VllmBench(Tool):
@@ -231,9 +237,23 @@ class VllmBench(Tool):
         starts = np.array(doc["start_times"], dtype=np.float64) + WALL_MINUS_PERF
         latencies = np.array([x or 0.0 for x in doc["latencies"]], dtype=np.float64)
         tokens = sum(int(x or 0) for x in doc["output_lens"])
+        offsets = _offsets_jsonl(workdir / "trace.jsonl")   # results are in input order
         return Parsed(starts, starts + latencies, int(doc["completed"]), int(doc["failed"]), tokens,
                       None, "not reported in self-timed mode",
-                      notes=["sends one extra warm-up request (the first prompt) before the run"])
+                      notes=["sends one extra warm-up request (the first prompt) before the run"],
+                      scheduled=offsets[: starts.size] if offsets.size >= starts.size else None)
+
+
+def _offsets(csv_path: Path) -> np.ndarray:
+    """The Timestamp column of a converted BurstGPT CSV (row k is schedule entry k)."""
+    with open(csv_path, encoding="utf-8") as f:
+        next(f)
+        return np.array([float(line.split(",", 1)[0]) for line in f])
+
+
+def _offsets_jsonl(path: Path) -> np.ndarray:
+    with open(path, encoding="utf-8") as f:
+        return np.array([json.loads(line)["timestamp"] for line in f])
 
 
 TOOLS: dict[str, type[Tool]] = {t.name: t for t in (Ours, AIPerf, GuideLLM, VllmBench)}

@@ -100,7 +100,7 @@ def _row(stats: dict[str, Any]) -> str:
 def format_summary(s: dict[str, Any]) -> str:
     """The human-readable version of the summary."""
     w = s["window"]
-    est = " (ESTIMATED service times: no Elapsed time column)" if s["concurrency"]["estimated"] else ""
+    est = " (ESTIMATED service times: not recorded in the trace)" if s["concurrency"]["estimated"] else ""
     lines = [
         f"trace      {s['file']}",
         f"sha256     {s['sha256']}",

@@ -39,6 +39,7 @@ class ConversationState:
     next_due: float = 0.0  # perf_counter time the next turn is scheduled for
     history: list[dict[str, str]] = field(default_factory=list)
     released: Event | None = None  # set when the Locust user holding it was removed
+    request_started: bool = False  # the current turn reached the client (counted as sent)
 
     def remaining(self) -> int:
         return len(self.conversation.turns) - self.next_turn
@@ -74,7 +75,7 @@ class ReplayEngine:
         arrival: str,
         send_turn: Callable[[ConversationState, Any], Any],
         ledger: Ledger | None = None,
-        on_not_sent: Callable[[Any, str, int, float | None, str], None] | None = None,
+        on_not_sent: Callable[..., None] | None = None,
     ) -> None:
         self.workload = workload
         self.indices = list(indices)
@@ -82,7 +83,7 @@ class ReplayEngine:
         self.epoch = epoch  # perf_counter time of trace offset 0
         self.arrival = arrival
         self.send_turn = send_turn
-        # on_not_sent(conversation, label, first_unsent_turn, due_of_that_turn_or_None, reason)
+        # on_not_sent(conversation, label, first_unsent_turn, due_of_that_turn_or_None, reason[, end])
         self.on_not_sent = on_not_sent
         self.ledger = ledger or Ledger()
         self.queue: PriorityQueue = PriorityQueue()
@@ -180,8 +181,23 @@ class ReplayEngine:
                 return
             turn = conv.turns[state.next_turn]
             state.next_turn += 1  # before sending: a cancelled turn is sent, not "not sent"
-            self.ledger.sent += 1
-            record = self.send_turn(state, turn)
+            state.request_started = False  # send_turn sets it (and counts the send) just before the wire
+            try:
+                record = self.send_turn(state, turn)
+            except gevent.GreenletExit:
+                if not state.request_started:
+                    state.next_turn -= 1  # killed while preparing: the turn counts as not sent
+                raise
+            except Exception as e:  # noqa: BLE001 - e.g. the prompt backend failed; nothing was sent
+                if state.request_started:
+                    raise
+                log.error("Conversation %s turn %d not sent: %s: %s", conv.id, turn.index, type(e).__name__, e)
+                self.ledger.not_sent["prompt_failed"] += 1
+                if self.on_not_sent is not None:
+                    self.on_not_sent(conv, state.label, turn.index, state.next_due - self.epoch,
+                                     "prompt_failed", turn.index + 1)
+                state.next_due = time.perf_counter()
+                continue
             done = record.last_byte_at or time.perf_counter()
             think = turn.think_s if self.arrival == "trace" else 0.0
             state.next_due = done + think

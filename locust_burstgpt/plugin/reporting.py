@@ -36,8 +36,9 @@ def connect_runtime(runtime: Any, sink: Any) -> None:
                 entry["scheduled_offset_s"] = round(retries[0]["scheduled_at"] - epoch_wall, 6)
         sink(entry)
 
-    def on_not_sent(conv: Any, label: str, first: int, due: float | None, reason: str) -> None:
-        for k in range(first, len(conv.turns)):
+    def on_not_sent(conv: Any, label: str, first: int, due: float | None, reason: str,
+                    end: int | None = None) -> None:
+        for k in range(first, len(conv.turns) if end is None else end):
             rid = f"{runtime.run_id}-{conv.id}-{k}"
             sink(not_sent_entry(turn_meta(conv, conv.turns[k], label, rid), reason,
                                 due if k == first else None))

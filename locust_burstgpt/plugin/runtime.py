@@ -145,6 +145,8 @@ class ReplayRuntime:
 
         record = new_record(request_id, state.next_due)
         earlier: list[RequestRecord] = []  # attempts answered 429/503 and sent again
+        state.request_started = True  # from here the turn is sent and ends with one outcome
+        self.ledger.sent += 1
         try:
             self.client.send(body, record)
             while self._should_retry(record, len(earlier)):

@@ -27,7 +27,6 @@ COLUMNS: tuple[Column, ...] = (
 )
 
 NORMALIZED: tuple[str, ...] = tuple(c.name for c in COLUMNS)
-TOKEN_COLUMNS: tuple[str, ...] = ("request_tokens", "response_tokens", "total_tokens")
 SCHEMA_6 = "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type"
 SCHEMA_8 = "Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,Total tokens,Log Type"
 

@@ -28,6 +28,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -59,6 +60,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="cap on prompt tokens for llama.cpp (SmolLM2 on one CPU thread prefills ~200 tokens/s)")
     p.add_argument("--llama-max-response-tokens", type=int, default=32,
                    help="cap on response tokens for llama.cpp (it decodes ~60-90 tokens/s in total)")
+    p.add_argument("--ours-sim-args", default="", help="extra locust arguments for our runs on the simulator")
+    p.add_argument("--ours-llama-args", default="--burstgpt-headroom 10",
+                   help="extra locust arguments for our runs on llama.cpp (the user pool is sized from the "
+                        "trace's service times; llama.cpp on one thread is several times slower)")
     p.add_argument("--max-requests", type=int, default=4000, help="bound on requests per schedule")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds before a tool's run is killed")
     p.add_argument("--out", default="", help="work directory (default: test-artifacts/peers/<time>)")
@@ -142,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         with servers.running(kind, tokenizer_dir, out / kind) as server:
             log(f"{kind} at {server.base_url}: {plan.source}")
             for tool in tool_list:
+                if isinstance(tool, tools.Ours):
+                    tool.extra_args = tuple(shlex.split(args.ours_sim_args if kind == "sim" else args.ours_llama_args))
                 results.append(run_tool(tool, server, plan, out / kind / tool.name, args.timeout, log))
         log(f"{kind} part took {time.monotonic() - part_start:.0f} s")
         text = report.section({"sim": "Simulator, fast profile",

@@ -23,6 +23,9 @@ LOG_TYPE_ALIASES = {
 
 
 MAX_RETRY = 10
+#: What the web UI's start form shows for a secret option that is set (Locust would show the value).
+SECRET_PLACEHOLDER = "(set, hidden)"
+_secrets: dict[str, str] = {}  # the last real value of each secret option, for forms sent back
 
 
 class OptionError(ValueError):
@@ -157,7 +160,25 @@ def settings_from_options(opts: Any) -> ReplaySettings:
         slo_spec = parse_slo(slo)
     except SLOSpecError as e:
         raise OptionError(str(e)) from None
-    api_key = get("burstgpt_api_key") or os.environ.get("OPENAI_API_KEY") or None
+    api_key = get("burstgpt_api_key") or ""
+    if api_key == SECRET_PLACEHOLDER:  # the web UI form sent the masked value back unchanged
+        api_key = _secrets.get("burstgpt_api_key", "")
+    elif api_key:
+        _secrets["burstgpt_api_key"] = api_key
+    api_key = api_key or os.environ.get("OPENAI_API_KEY") or None
+    if api_key is not None and not all(0x21 <= ord(c) <= 0x7E for c in api_key):
+        raise OptionError("--burstgpt-api-key: the key (or $OPENAI_API_KEY) contains spaces or control "
+                          "characters, which an HTTP header cannot carry (the value is not shown)")
+    sim_profile = (get("burstgpt_sim_profile") or "").strip() or None
+    if sim_profile is not None:
+        from locust_burstgpt.sim.profiles import PROFILES
+
+        if sim_profile not in PROFILES:
+            raise OptionError(f"--burstgpt-sim-profile: unknown profile {sim_profile!r}; known: "
+                              f"{', '.join(sorted(PROFILES))}")
+    report_dir = (get("burstgpt_report") or "").strip() or None
+    if report_dir is not None and os.path.exists(report_dir) and not os.path.isdir(report_dir):
+        raise OptionError(f"--burstgpt-report: {report_dir} exists and is not a directory")
     settings = ReplaySettings(
         trace=trace,
         window=(get("burstgpt_window") or "").strip() or None,
@@ -179,8 +200,8 @@ def settings_from_options(opts: Any) -> ReplaySettings:
         drain_timeout_s=_positive("burstgpt-drain-timeout", get("burstgpt_drain_timeout", 30.0), allow_zero=True),
         insecure=bool(get("burstgpt_insecure", False)),
         seed=seed,
-        sim_profile=(get("burstgpt_sim_profile") or "").strip() or None,
-        report_dir=(get("burstgpt_report") or "").strip() or None,
+        sim_profile=sim_profile,
+        report_dir=report_dir,
         server_metrics=_server_metrics(get("burstgpt_server_metrics") or ""),
         slo=slo,
         slo_spec=slo_spec,

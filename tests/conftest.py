@@ -56,3 +56,26 @@ def smollm2_tokenizer_json() -> Path:
     if not path.is_file():
         raise RuntimeError(f"{path} missing: rerun `bash tests/servers/install_vllm.sh`")
     return path
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Importing Locust monkey-patches the whole interpreter (gevent), which breaks every test that
+    uses threads or asyncio (the simulator, the recording proxy). Tests that need Locust run it in a
+    subprocess (tests/plugin_runs.py); fail fast, with the reason, if a test module imported it."""
+    import sys
+
+    from gevent import monkey
+
+    if monkey.is_module_patched("socket"):
+        def imports_locust(mod: object) -> bool:
+            for value in list(getattr(mod, "__dict__", {}).values()):
+                origin = getattr(value, "__module__", None) or getattr(value, "__name__", "") or ""
+                if isinstance(origin, str) and (origin == "locust" or origin.startswith(("locust.", "locust_burstgpt.plugin"))):
+                    return True
+            return False
+
+        culprits = [name for name, mod in list(sys.modules.items()) if name.startswith("tests.") and imports_locust(mod)]
+        raise pytest.UsageError(
+            "gevent monkey patching is active after collection (a test module imported locust in-process; "
+            f"suspects: {', '.join(culprits) or 'unknown'}). Run Locust in a subprocess instead."
+        )

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,17 +35,16 @@ class ReplayCase:
     window: str
     speedup: float
     rate_scale: float
+    headroom: float = 1.25  # users per trace conversation in progress; more for servers slower than the trace's
     transport: str = "raw"
     drain_timeout_s: float = 90.0  # a cap, not a wait: the run ends when the last reply is in
     seed: int = 0
-
-    def with_transport(self, transport: str) -> ReplayCase:
-        return replace(self, transport=transport)
 
     def locust_args(self, report_dir: Path) -> list[str]:
         return [
             "--burstgpt-trace", str(self.trace), "--burstgpt-window", self.window,
             "--burstgpt-speedup", f"{self.speedup:g}", "--burstgpt-rate-scale", f"{self.rate_scale:g}",
+            "--burstgpt-headroom", f"{self.headroom:g}",
             "--burstgpt-transport", self.transport, "--burstgpt-seed", str(self.seed),
             "--burstgpt-drain-timeout", f"{self.drain_timeout_s:g}",
             "--burstgpt-report", str(report_dir),
@@ -105,7 +104,6 @@ class ReplayResult:
     workload: Workload
     offered: OfferedLoad
     report_dir: Path
-    notes: list[str] = field(default_factory=list)
 
     @property
     def ledger(self) -> dict[str, Any]:
@@ -130,16 +128,18 @@ class ReplayResult:
         return self.run.output[-n:]
 
 
-def run_replay(base_url: str, case: ReplayCase, tmp: Path,
-               before_start: Callable[[], None] | None = None) -> ReplayResult:
-    """Run ``case`` headless against ``base_url`` through a recording proxy; read everything back."""
+def run_replay(base_url: str, case: ReplayCase, tmp: Path, report_dir: Path) -> ReplayResult:
+    """Run ``case`` headless against ``base_url`` through a recording proxy; read everything back.
+
+    The run's report (``requests.jsonl``, ``timeline.csv``, ``summary.json``, ``report.png``) goes
+    to ``report_dir``, replaced if it exists; Locust's per-process dumps go to ``tmp``.
+    """
     target = urlsplit(base_url)
     workload = case.workload()
     offered = OfferedLoad.of(workload)
-    report_dir = tmp / f"report-{case.transport}"
+    if report_dir.exists():
+        shutil.rmtree(report_dir)
     proxy = RecordingProxy(target.hostname or "127.0.0.1", target.port or 80).start()
-    if before_start is not None:
-        before_start()
     t0 = time.monotonic()
     try:
         run = run_locust(tmp, proxy.base_url, *case.locust_args(report_dir),

@@ -6,6 +6,8 @@ these tests talk to the scripted server running in a child process.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from locust_burstgpt.client import ClientConfig, Outcome, RequestRecord, make_client
@@ -67,3 +69,30 @@ def test_faults(client, scenario: str, outcome: Outcome, status: int | None) -> 
     if scenario == "http_429":
         assert rec.retry_after_s == 3.0
     assert client.send(CHAT, RequestRecord("next")).outcome is Outcome.OK
+
+
+def test_connections_are_kept_alive(server: ScriptedServerProcess) -> None:
+    """The SDK's stream closes at [DONE]; the transport drains first, so connections are reused."""
+    c = make_client(ClientConfig(base_url=server.base_url, transport="openai"))
+    before = json.loads(c.send({**CHAT, "scenario": "stats"}, RequestRecord("s0")).reply_text)
+    for i in range(20):
+        assert c.send({**CHAT, "n": 3}, RequestRecord(str(i))).outcome is Outcome.OK
+    after = json.loads(c.send({**CHAT, "scenario": "stats"}, RequestRecord("s1")).reply_text)
+    assert after["requests"] - before["requests"] == 21
+    assert after["connections"] - before["connections"] <= 1
+    c.close()
+
+
+@pytest.mark.parametrize("scenario, extra", [
+    ("byte_by_byte", {"texts": ["ü", "é€", "中文", "🎉", " plain"]}),
+    ("sse_variants", {}),
+    ("no_done_close_delimited", {"n": 4}),
+    ("done_then_close", {"n": 3}),
+])
+def test_stream_shapes(client, scenario: str, extra: dict) -> None:
+    rec = client.send({**CHAT, "scenario": scenario, **extra}, RequestRecord(scenario))
+    assert rec.outcome is Outcome.OK, rec.error
+    expected = {"byte_by_byte": "ü" + "é€中文🎉 plain", "sse_variants": "abc",
+                "no_done_close_delimited": " t0 t1 t2 t3", "done_then_close": " t0 t1 t2"}
+    assert rec.reply_text == expected[scenario]
+    assert rec.completion_tokens is not None

@@ -5,9 +5,16 @@ from __future__ import annotations
 import logging
 
 import gevent
+import gevent.pool
 import pytest
 
-from locust_burstgpt.client import ClientConfig, ClientConfigError, Outcome, RequestRecord, make_client
+from locust_burstgpt.client import (
+    ClientConfig,
+    ClientConfigError,
+    Outcome,
+    RequestRecord,
+    make_client,
+)
 from tests.test_client_scripted_server import ScriptedServer
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
@@ -149,6 +156,23 @@ def test_stale_keepalive_connection_is_resent_once(server: ScriptedServer) -> No
     assert rec.outcome is Outcome.CONNECTION_ERROR  # resent once, closed again: a real error
     assert rec.attempts == 2
     assert server.requests == 3
+
+
+def test_server_closing_after_every_stream_never_exhausts_the_pool(server: ScriptedServer) -> None:
+    """Like llama.cpp: each reuse attempt finds a closed connection; after a few the client stops
+    trying, and no slot or connection piles up however many requests follow."""
+    client = client_for(server, pool_size=2)
+    with gevent.Timeout(30):
+        recs = [client.send({**CHAT, "scenario": "ok_then_close", "n": 2}, RequestRecord(str(i)))
+                for i in range(40)]
+        pool = gevent.pool.Pool(4)
+        more = [RequestRecord(f"c{i}") for i in range(40)]
+        for r in more:
+            pool.spawn(client.send, {**CHAT, "scenario": "ok_then_close", "n": 2}, r)
+        pool.join()
+    assert all(r.outcome is Outcome.OK for r in recs + more), {r.error for r in recs + more}
+    assert sum(r.attempts == 2 for r in recs) <= 10  # resends stop once reuse is given up
+    assert server.connections <= 80 + 10
 
 
 def test_cancelled_greenlet_records_cancelled_and_reraises(server: ScriptedServer) -> None:

@@ -129,6 +129,19 @@ class ScriptedServer:
             tokens(n)
             finish(n)
             return True
+        if scenario == "stats":
+            # the server's counters as the reply text (for a server in another process)
+            send(HEAD_OK)
+            stats = json.dumps({"connections": self.connections, "requests": self.requests})
+            send(chunk(event(token_chunk(stats, chat))))
+            finish(1)
+            return True
+        if scenario == "ok_then_close":
+            # a complete keep-alive response, then the server closes anyway (llama.cpp does)
+            send(HEAD_OK)
+            tokens(n)
+            finish(n)
+            return False
         if scenario in ("http_500", "http_429", "http_503"):
             code = int(scenario[5:])
             msg = json.dumps({"error": {"message": f"scripted {code}", "code": code}}).encode()

@@ -96,3 +96,14 @@ def test_console_script_runs_without_importing_locust_or_gevent():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["rows"] == 400
+
+
+def test_model_filter_applies_to_the_row_counts(capsys):
+    from tests.test_trace_support import read_plain
+
+    gpt4 = [r for r in read_plain(BURSTGPT_1_7DAYS) if r.model == "GPT-4"]
+    out = _json(capsys, str(BURSTGPT_1_7DAYS), "--model", "GPT-4")
+    assert out["rows"] == len(gpt4) == 6_586 and out["models"] == {"GPT-4": 6_586}
+    assert out["failed_rows"] == sum(1 for r in gpt4 if r.resp == 0)
+    assert out["rows_used"] == out["requests"] == sum(1 for r in gpt4 if r.resp > 0)
+    assert out["span_s"] == gpt4[-1].ts - gpt4[0].ts

@@ -8,9 +8,12 @@ live servers are checked against request usage in ``test_real_servers.py``.
 from __future__ import annotations
 
 import http.server
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from locust_burstgpt.report.server_metrics import ServerMetricsScraper, parse_prometheus
 
@@ -133,33 +136,33 @@ def test_a_server_without_metrics_is_marked_unavailable():
     assert scraper.available is False and scraper.failures == 1
 
 
-class StubScraper:
-    """Hands out prepared scrape results, as ``ServerMetricsScraper.scrape`` would (counter deltas)."""
+# Importing Locust monkey-patches the interpreter (gevent), so the sampler runs in a child process.
+SAMPLER_SCRIPT = """
+from types import SimpleNamespace
+from locust_burstgpt.plugin import reporting
+from locust_burstgpt.report.run_report import RunReport
 
-    def __init__(self, results: list[dict[str, float]]) -> None:
-        self.results = list(results)
-
-    def scrape(self) -> dict[str, float]:
+class StubScraper:  # hands out counter deltas, as ServerMetricsScraper.scrape does
+    results = [{"running": 2.0, "generation_tokens": 10.0}, {"running": 0.0, "generation_tokens": 4.0}]
+    def scrape(self):
         return self.results.pop(0)
 
+report = RunReport(1000.0, None, {})
+sampler = reporting.SecondSampler(SimpleNamespace(runner=None), report, SimpleNamespace(ticks=[], health=None), StubScraper())
+sampler.stop()
+for now in (1005.02, 1005.40):  # the loop's last scrape, then finish_run's
+    reporting.time.time = lambda now=now: now
+    sampler.sample()
+print(sum(r.get("server_generation_tokens") or 0 for r in report.timeline.rows()))
+"""
 
-def test_the_final_scrape_does_not_erase_the_last_second_of_counter_deltas(monkeypatch):
+
+def test_the_final_scrape_does_not_erase_the_last_second_of_counter_deltas():
     # The sampler scrapes 0.02 s after each second boundary and labels the result with the second
     # that just ended; at the end of a run ``finish_run`` scrapes once more, usually within the same
-    # second, so both scrapes get the same label. Counter deltas of both must survive: the timeline's
-    # server_generation_tokens then adds up to what the server generated during the run.
-    from types import SimpleNamespace
-
-    from locust_burstgpt.plugin import reporting
-    from locust_burstgpt.report.run_report import RunReport
-
-    report = RunReport(1000.0, None, {})
-    sampler = reporting.SecondSampler(SimpleNamespace(runner=None), report, SimpleNamespace(ticks=[]),
-                                      StubScraper([{"running": 2.0, "generation_tokens": 10.0},
-                                                   {"running": 0.0, "generation_tokens": 4.0}]))
-    sampler.stop()
-    for now in (1005.02, 1005.40):  # the loop's last scrape, then the final one
-        monkeypatch.setattr(reporting.time, "time", lambda now=now: now)
-        sampler.sample()
-    rows = report.timeline.rows()
-    assert sum(r.get("server_generation_tokens") or 0 for r in rows) == 14.0
+    # second, so both scrapes get the same label. The counter deltas of both must survive, so that
+    # the timeline's server_generation_tokens add up to what the server generated during the run.
+    out = subprocess.run([sys.executable, "-c", SAMPLER_SCRIPT], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(out.stdout.split()[-1]) == 14.0

@@ -13,7 +13,7 @@ import numpy as np
 from . import fidelity
 from .procmon import TreeUsage, run_measured
 from .schedule import Schedule
-from .servers import generated_tokens
+from .servers import generated_tokens, machine_busy_cpu, process_tree_cpu
 from .tools import Parsed, Server, Tool
 
 
@@ -32,6 +32,8 @@ class RunResult:
     server_tokens: int = 0          # generated tokens the server counted during the run
     replay_cpu_s: float = float("nan")
     replay_wall_s: float = float("nan")
+    server_cpu_s: float = float("nan")     # the server process's CPU during the run
+    background_cores: float = float("nan")  # everything else the machine ran, in cores (noise)
     error: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -61,6 +63,7 @@ class RunResult:
             "wall_s": u.wall_s if u else None, "cpu_s": u.cpu_s if u else None,
             "replay_cpu_s": self.replay_cpu_s, "replay_wall_s": self.replay_wall_s,
             "cpu_per_1k_tokens": self.cpu_per_1k(), "replay_cpu_per_1k_tokens": self.cpu_per_1k(True),
+            "server_cpu_s": self.server_cpu_s, "background_cores": self.background_cores,
             "peak_rss_mb": u.peak_rss_mb if u else None, "peak_processes": u.peak_processes if u else None,
         }
 
@@ -75,9 +78,13 @@ def run_tool(tool: Tool, server: Server, schedule: Schedule, workdir: Path, time
     log(f"[{server.kind}] {tool.label}: {len(schedule)} requests over {schedule.duration_s:.0f} s ...")
     try:
         before = generated_tokens(server)
+        busy0, server0 = machine_busy_cpu(), process_tree_cpu(server.pid)
         env = {**os.environ, **tool.env()}
         usage = run_measured(cmd, cwd=workdir, env=env, log_path=workdir / "tool.log", timeout_s=timeout_s)
         result.usage = usage
+        result.server_cpu_s = process_tree_cpu(server.pid) - server0
+        other = machine_busy_cpu() - busy0 - usage.cpu_s - result.server_cpu_s
+        result.background_cores = max(0.0, other) / max(usage.wall_s, 1e-9)
         result.server_tokens = generated_tokens(server) - before
         if usage.timed_out:
             result.error = f"timed out after {timeout_s:.0f} s (log: {workdir / 'tool.log'})"

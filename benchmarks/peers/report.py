@@ -22,11 +22,11 @@ def tool_table(results: Sequence[RunResult], schedule: Schedule) -> str:
     """Markdown table, one row per tool."""
     rows = ["| tool | completed / scheduled | failed | achieved / scheduled req/s | arrival MAE (req/s per 1-s bin) "
             "| send lag p99, derived (ms) | lateness p99, tool's own (ms) | client CPU s / 1k tokens, whole run "
-            "| ... replay only | peak RSS MB (processes) | wall s |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+            "| ... replay only | peak RSS MB (processes) | wall s | other load on the machine (cores) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         if r.parsed is None or r.fidelity is None or r.usage is None:
-            rows.append(f"| {r.label} | failed: {r.error} | | | | | | | | | |")
+            rows.append(f"| {r.label} | failed: {r.error} | | | | | | | | | | |")
             continue
         p, f, u = r.parsed, r.fidelity, r.usage
         rows.append(
@@ -34,7 +34,7 @@ def tool_table(results: Sequence[RunResult], schedule: Schedule) -> str:
             f"| {p.failed} | {f.achieved_rate:.2f} / {f.scheduled_rate:.2f} | {f.mae_per_s:.3f} "
             f"| {_num(f.lag_p99_ms, '{:.1f}')} | {_num(p.lateness_p99_ms, '{:.1f}')} "
             f"| {_num(r.cpu_per_1k(), '{:.3f}')} | {_num(r.cpu_per_1k(True), '{:.3f}')} "
-            f"| {u.peak_rss_mb:.0f} ({u.peak_processes}) | {u.wall_s:.0f} |")
+            f"| {u.peak_rss_mb:.0f} ({u.peak_processes}) | {u.wall_s:.0f} | {_num(r.background_cores, '{:.2f}')} |")
     return "\n".join(rows)
 
 
@@ -66,10 +66,17 @@ def ratio_table(results: Sequence[RunResult]) -> str:
         best = best_peer(results, metric)
         mine = metric(ours) if ours else math.nan
         theirs = metric(best) if best else math.nan
-        ratio = mine / theirs if best and theirs else math.nan
         rows.append(f"| {name} | {_num(mine, '{:.3f}')} | {best.label if best else 'n/a'} "
-                    f"| {_num(theirs, '{:.3f}')} | {_num(ratio, '{:.2f}x')} |")
+                    f"| {_num(theirs, '{:.3f}')} | {_ratio(mine, theirs)} |")
     return "\n".join(rows)
+
+
+def _ratio(mine: float, theirs: float) -> str:
+    if math.isnan(mine) or math.isnan(theirs):
+        return "n/a"
+    if theirs == 0:
+        return "equal (both 0)" if mine == 0 else "inf"
+    return f"{mine / theirs:.2f}x"
 
 
 def verdicts(results: Sequence[RunResult]) -> list[str]:

@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
+
 from locust_burstgpt.sim import SimulatorProcess
 
 from .tools import Server
@@ -34,7 +36,7 @@ def running(kind: str, tokenizer_dir: str, log_dir: Path) -> Iterator[Server]:
     log_dir.mkdir(parents=True, exist_ok=True)
     if kind == "sim":
         with SimulatorProcess(profile="fast", log_file=log_dir / "sim.log") as sim:
-            yield Server("sim", sim.base_url, "burstgpt-sim", tokenizer_dir, text_prompts_only=True)
+            yield Server("sim", sim.base_url, "burstgpt-sim", tokenizer_dir, text_prompts_only=True, pid=sim.pid)
         return
     if kind == "llamacpp":
         if str(ROOT) not in sys.path:
@@ -42,11 +44,37 @@ def running(kind: str, tokenizer_dir: str, log_dir: Path) -> Iterator[Server]:
         from tests.servers.managed import llamacpp_server
         server = llamacpp_server(log_dir).start()
         try:
-            yield Server("llamacpp", server.base_url, "smollm2", tokenizer_dir, text_prompts_only=False)
+            yield Server("llamacpp", server.base_url, "smollm2", tokenizer_dir, text_prompts_only=False,
+                         pid=server.proc.pid if server.proc else None)
         finally:
             server.stop()
         return
     raise ValueError(f"unknown server {kind!r}: expected sim or llamacpp")
+
+
+def process_tree_cpu(pid: int | None) -> float:
+    """User+system CPU seconds of a process and its children (0 if it is gone)."""
+    if pid is None:
+        return 0.0
+    total = 0.0
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def machine_busy_cpu() -> float:
+    """CPU seconds the whole machine spent busy since boot (every state but idle and iowait)."""
+    t = psutil.cpu_times()
+    return sum(getattr(t, f) for f in ("user", "nice", "system", "irq", "softirq", "steal") if hasattr(t, f))
 
 
 def generated_tokens(server: Server) -> int:

@@ -37,6 +37,7 @@ class Server:
     model: str
     tokenizer_dir: str   # HF tokenizer folder the peers synthesize prompts with
     text_prompts_only: bool  # the server rejects token-id prompts on /v1/completions
+    pid: int | None = None   # the server process (its CPU is not background load)
 
 
 @dataclass
@@ -79,9 +80,13 @@ class Tool:
 
 
 class Ours(Tool):
-    """locust-burstgpt: ``locust -f locustfiles/burstgpt.py`` with the converted trace."""
+    """locust-burstgpt: ``locust -f locustfiles/burstgpt.py`` with the converted trace.
+
+    ``extra_args`` are added per server (see ``peers.py``: the user pool's headroom on llama.cpp).
+    """
 
     name, label = "ours", "locust-burstgpt"
+    extra_args: tuple[str, ...] = ()
 
     def write_inputs(self, schedule: Schedule, workdir: Path) -> None:
         formats.write_burstgpt_csv(schedule, workdir / "trace.csv")
@@ -90,7 +95,8 @@ class Ours(Tool):
         return [self.python, "-m", "locust", "-f", str(ROOT / "locustfiles" / "burstgpt.py"),
                 "--headless", "--only-summary", "--loglevel", "WARNING", "--host", server.base_url,
                 "--burstgpt-trace", str(workdir / "trace.csv"), "--burstgpt-speedup", "1",
-                "--burstgpt-server-metrics", "off", "--burstgpt-report", str(workdir / "report")]
+                "--burstgpt-server-metrics", "off", "--burstgpt-report", str(workdir / "report"),
+                *self.extra_args]
 
     def parse(self, workdir: Path) -> Parsed:
         sends, ends, lateness, scheduled = [], [], [], []
@@ -188,8 +194,8 @@ class GuideLLM(Tool):
         bench = doc["benchmarks"][0]
         sends, ends, scheduled = [], [], []
         completed = failed = tokens = 0
-        for status, reqs in bench["requests"].items():
-            for r in reqs:
+        for status in ("successful", "errored", "incomplete"):
+            for r in bench["requests"].get(status) or ():
                 t = r["info"]["timings"]
                 if t.get("request_start") is None:
                     continue

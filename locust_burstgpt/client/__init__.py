@@ -22,13 +22,15 @@ class LLMClient(Protocol):
     name: str
     cfg: ClientConfig
 
-    def send(self, body: dict[str, Any], record: RequestRecord) -> RequestRecord:
+    def send(self, body: dict[str, Any], record: RequestRecord,
+             headers: dict[str, str] | None = None) -> RequestRecord:
         """Stream one completion; fill ``record`` in place (exactly one outcome) and return it.
 
         ``body`` is the OpenAI JSON body without ``stream``/``stream_options`` (the client adds
-        them). Server and network faults become outcomes. If the calling greenlet is killed
-        mid-request the record gets CANCELLED (keeping the times seen so far) and the exception
-        is re-raised.
+        them); ``headers`` are extra headers for this request only. Every request carries
+        ``X-Request-Id: <record.request_id>``. Server and network faults become outcomes. If
+        the calling greenlet is killed mid-request the record gets CANCELLED (keeping the times
+        seen so far) and the exception is re-raised.
         """
         ...
 

@@ -36,6 +36,9 @@ class ClientConfig:
     extra_headers: dict[str, str] = field(default_factory=dict)
     timeout_check_interval_s: float = 0.05  # deadline resolution (one watchdog timer per client)
     max_error_body_bytes: int = 4096  # how much of a non-200 body is kept in ``record.error``
+    # top-level fields of content chunks to keep per chunk in ``record.extra[name]`` (e.g. a
+    # server's own send timestamp, to check the client's timing against it); none by default
+    chunk_fields: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.api_key is None:

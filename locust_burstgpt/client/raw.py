@@ -17,6 +17,7 @@ from time import perf_counter
 from typing import Any
 from urllib.parse import urlsplit
 
+import gevent.queue
 from geventhttpclient.connectionpool import ConnectionPool, SSLConnectionPool
 from geventhttpclient.response import HTTPParseError, HTTPResponse
 
@@ -79,11 +80,18 @@ class _PoolMixin:
             pass
 
     def give_back(self, sock: Any, reusable: bool) -> None:
-        """Return a connection and free its slot (closing it unless it can be reused)."""
-        if reusable:
-            self.return_socket(sock)  # type: ignore[attr-defined]
-        else:
-            self.release_socket(sock)  # type: ignore[attr-defined]
+        """Free the slot; keep the connection for reuse if it can be, else close it. Never blocks."""
+        try:
+            if reusable and not self._closed:
+                try:
+                    self._socket_queue.put_nowait(sock)
+                    sock = None
+                except gevent.queue.Full:
+                    pass
+            if sock is not None:
+                self.discard(sock)
+        finally:
+            self._semaphore.release()
 
 
 class _Pool(_PoolMixin, ConnectionPool):
@@ -132,9 +140,11 @@ class RawTransport:
         self._head_base = ("\r\n".join(head) + "\r\n").encode("latin-1")
 
     # -- public --------------------------------------------------------------------------------
-    def send(self, body: dict[str, Any], record: RequestRecord) -> RequestRecord:
+    def send(self, body: dict[str, Any], record: RequestRecord,
+             headers: dict[str, str] | None = None) -> RequestRecord:
         payload = encode_body(body)
         request = (self._head_base + _request_id_header(record.request_id)
+                   + (encode_headers(headers) if headers else b"")
                    + b"Content-Length: %d\r\n\r\n" % len(payload) + payload)
         pool = self._pool
         try:
@@ -147,7 +157,7 @@ class RawTransport:
         cfg = self.cfg
         dl = Deadline(start, cfg.first_token_timeout_s, cfg.idle_timeout_s, cfg.total_timeout_s)
         self._watchdog.watch(dl)
-        reader = StreamReader(record, self._chat)
+        reader = StreamReader(record, self._chat, cfg.chunk_fields)
         state = _Exchange()
         try:
             self._exchange(request, record, dl, reader, state)
@@ -186,7 +196,7 @@ class RawTransport:
             if state.last_rx and record.last_byte_at is None:
                 record.last_byte_at = state.last_rx
             if state.sock is not None:
-                pool.give_back(state.sock, state.reusable)
+                pool.give_back(state.sock, state.reusable and self._reuse)
             else:
                 pool.release_slot()
         return record
@@ -371,6 +381,17 @@ def _request_id_header(request_id: str) -> bytes:
     if request_id and _REQUEST_ID.match(request_id):
         return b"X-Request-Id: " + request_id.encode("ascii") + b"\r\n"
     return b""
+
+
+def encode_headers(headers: dict[str, str]) -> bytes:
+    """Per-request header lines; a name or value that could break the request is refused."""
+    lines = []
+    for name, value in headers.items():
+        value = str(value)
+        if not _HEADER_NAME.match(name) or not _HEADER_VALUE.match(value):
+            raise ValueError(f"invalid HTTP header {name!r} (name or value not allowed)")
+        lines.append(f"{name}: {value}\r\n")
+    return "".join(lines).encode("latin-1")
 
 
 def encode_body(body: dict[str, Any]) -> bytes:

@@ -37,11 +37,13 @@ class SSEServerError(Exception):
 class StreamReader:
     """Consumes SSE bytes and fills one record's token times, text, finish reason and usage."""
 
-    __slots__ = ("record", "chat", "done", "_data", "_data_t", "_event", "_parts", "_times")
+    __slots__ = ("record", "chat", "done", "_data", "_data_t", "_event", "_parts", "_times",
+                 "_fields")
 
-    def __init__(self, record: RequestRecord, chat: bool) -> None:
+    def __init__(self, record: RequestRecord, chat: bool, fields: tuple[str, ...] = ()) -> None:
         self.record = record
         self.chat = chat
+        self._fields = fields  # chunk fields to keep per content chunk (record.extra[name])
         self.done = False  # saw ``data: [DONE]``
         self._data: bytes | None = None  # data of the event being assembled
         self._data_t = 0.0  # arrival time of that event's first data line
@@ -130,6 +132,10 @@ class StreamReader:
                 self._times.append(t)
                 if text:
                     self._parts.append(text)
+                if self._fields:
+                    extra = rec.extra
+                    for name in self._fields:
+                        extra.setdefault(name, []).append(obj.get(name))
             fr = c.get("finish_reason")
             if fr:
                 self.record.finish_reason = fr

@@ -158,7 +158,7 @@ class ExactHistogram:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (ints, floats, lists) for msgpack/JSON; bins delta-encoded."""
         keys = sorted(self._counts)
-        deltas = [k - p for k, p in zip(keys, [0, *keys[:-1]])]
+        deltas = [k - p for k, p in zip(keys, [0, *keys[:-1]], strict=True)]
         return {
             "res": self.resolution,
             "n": self.count,
@@ -177,7 +177,7 @@ class ExactHistogram:
             if len(deltas) != len(counts):
                 raise ValueError("bins and counts differ in length")
             key = 0
-            for delta, c in zip(deltas, counts):
+            for delta, c in zip(deltas, counts, strict=True):
                 key += int(delta)
                 h._counts[key] = h._counts.get(key, 0) + int(c)
             h.count = int(d["n"])

@@ -57,8 +57,8 @@ class Controller:
     lost_info: dict[str, dict] = field(default_factory=dict)  # master: when and why each was lost
     revived_workers: set[str] = field(default_factory=set)  # declared lost, then heard from again
     watch: Any = None  # master: lost_workers.WorkerWatch
-    health: Any = None  # reporting process: saturation.ScheduleHealth
-    probe: Any = None  # sending process: saturation.LoopLagProbe
+    health: Any = None  # reporting process: generator_health.ScheduleHealth
+    probe: Any = None  # sending process: generator_health.LoopLagProbe
     live_worker_ledgers: dict[str, Ledger] = field(default_factory=dict)
     server_description: dict | None = None
     last_summary: dict | None = None
@@ -75,7 +75,7 @@ class Controller:
         if self.workload is not None and key == self.workload_key:
             self.settings = settings
             return self.workload
-        from locust_burstgpt.trace import WindowSyntaxError, load_trace, prepare
+        from locust_burstgpt.trace import TraceError, WindowSyntaxError, load_trace, prepare
 
         window, speedup = settings.window, settings.speedup
         if demo:
@@ -83,7 +83,12 @@ class Controller:
             log.info("Bundled BurstGPT_3 slice with no --burstgpt-window/--burstgpt-speedup: replaying "
                      "its busiest hour (%s) at speedup %g", DEMO_WINDOW, DEMO_SPEEDUP)
         started = time.perf_counter()
-        raw = load_trace(settings.trace)
+        try:
+            raw = load_trace(settings.trace)
+        except TraceError as e:
+            raise OptionError(f"--burstgpt-trace: {e}") from None
+        _check_filter("--burstgpt-models", settings.models, raw.df["model"])
+        _check_filter("--burstgpt-log-types", settings.log_types, raw.df["log_type"])
         try:
             workload = prepare(
                 raw, models=settings.models, log_types=settings.log_types, failed=settings.failed,
@@ -92,6 +97,10 @@ class Controller:
             )
         except WindowSyntaxError as e:
             raise OptionError(f"--burstgpt-window: {e}") from None
+        except TraceError:
+            raise
+        except ValueError as e:  # a filter or window the trace cannot satisfy
+            raise OptionError(f"the trace options select nothing usable: {e}") from None
         self.settings, self.workload, self.workload_key, self.demo_defaults = settings, workload, key, demo
         curves = workload.curves
         log.info(
@@ -141,6 +150,17 @@ class Controller:
         self.finished = False
         self.runtime = None
         self.runtime_ready.clear()
+
+
+def _check_filter(flag: str, wanted: tuple[str, ...] | None, column: Any) -> None:
+    """Every value a filter names must occur in the trace (a typo would silently replay nothing)."""
+    if not wanted:
+        return
+    present = sorted(str(v) for v in column.dropna().unique())
+    missing = [w for w in wanted if w not in present]
+    if missing:
+        raise OptionError(f"{flag}: {', '.join(repr(m) for m in missing)} not in the trace; it has: "
+                          f"{', '.join(present)}")
 
 
 def _speedup_is_default(environment: Any) -> bool:

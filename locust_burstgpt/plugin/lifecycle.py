@@ -28,12 +28,17 @@ from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
 from locust_burstgpt import options
+from locust_burstgpt.generator_health import LoopLagProbe, ScheduleHealth
 from locust_burstgpt.ledger import Ledger
 from locust_burstgpt.plugin import controller
 from locust_burstgpt.plugin.finish import finish_run
 from locust_burstgpt.plugin.lost_workers import WorkerWatch
-from locust_burstgpt.plugin.reporting import EntryShipper, SecondSampler, connect_runtime
-from locust_burstgpt.plugin.saturation import LoopLagProbe, ScheduleHealth
+from locust_burstgpt.plugin.reporting import (
+    DeferredSink,
+    EntryShipper,
+    SecondSampler,
+    connect_runtime,
+)
 from locust_burstgpt.settings import OptionError
 from locust_burstgpt.trace import TraceError
 
@@ -154,7 +159,8 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
     _start_report(environment)
     runtime = _build_runtime(environment, range(workload.n_conversations), ctl.epoch_wall)
     if runtime is not None:
-        connect_runtime(runtime, _report_entry)
+        ctl.shipper = DeferredSink(_report_entry)  # accounting off the dispatcher's path
+        connect_runtime(runtime, ctl.shipper)
         ctl.probe = LoopLagProbe(ctl.epoch_wall)
         runtime.start()
         ctl.runtime_ready.set()

@@ -47,13 +47,46 @@ def connect_runtime(runtime: Any, sink: Any) -> None:
     runtime.engine.on_not_sent = on_not_sent
 
 
+class DeferredSink:
+    """Local process: hand entries to the report from a greenlet that yields after each one.
+
+    Why: accounting a finished request costs ~0.1-0.7 ms; when a burst of replies finishes together,
+    doing it inline would delay the dispatcher's next release by the sum.
+    """
+
+    def __init__(self, sink: Any) -> None:
+        from gevent.queue import SimpleQueue
+
+        self.sink = sink
+        self.queue: Any = SimpleQueue()
+        self._greenlet = gevent.spawn(self._loop)
+
+    def __call__(self, entry: dict[str, Any]) -> None:
+        self.queue.put(entry)
+
+    def _loop(self) -> None:
+        while True:
+            entry = self.queue.get()
+            self.sink(entry)
+            gevent.sleep(0)
+
+    def flush(self) -> None:
+        """Account everything queued so far (called before the books are closed)."""
+        while not self.queue.empty():
+            self.sink(self.queue.get())
+
+    def close(self) -> None:
+        self._greenlet.kill(block=True)
+        self.flush()
+
+
 class EntryShipper:
     """Worker side: buffer entries and send them to the master in batches."""
 
     def __init__(self, runner: Any, ledger: Any, probe: Any = None) -> None:
         self.runner = runner
         self.ledger = ledger
-        self.probe = probe  # saturation.LoopLagProbe: its per-second loop lag rides along
+        self.probe = probe  # generator_health.LoopLagProbe: its per-second loop lag rides along
         self.buffer: list[dict[str, Any]] = []
         self._greenlet = gevent.spawn(self._loop)
 

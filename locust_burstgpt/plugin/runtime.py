@@ -176,8 +176,15 @@ class ReplayRuntime:
                 and record.http_status in RETRY_STATUSES and record.first_token_at is None
                 and not self.engine.stopping)
 
+    def _redact(self, record: RequestRecord) -> None:
+        """A server may echo the API key in an error body ("Invalid API key: ..."): never keep it."""
+        key = self.settings.api_key
+        if key and record.error and key in record.error:
+            record.error = record.error.replace(key, "[api key]")
+
     def _fire_locust(self, label: str, record: RequestRecord) -> None:
         """One request in Locust's own statistics (every attempt, so retried failures show there)."""
+        self._redact(record)
         e2e_ms = (record.e2e or 0.0) * 1000.0
         exc = None if record.outcome == Outcome.OK else RuntimeError(
             f"{record.outcome.value}" + (f" {record.http_status}" if record.http_status else "")
@@ -191,6 +198,8 @@ class ReplayRuntime:
 
     def _account(self, state: ConversationState, turn: Any, built: Any, record: RequestRecord,
                  prompt_target: int, output_target: int, earlier: Sequence[RequestRecord] = ()) -> None:
+        for r in (*earlier, record):
+            self._redact(r)
         record.extra = {
             "conversation": state.conversation.id, "turn": turn.index, "row": turn.row,
             "label": state.label, "prompt_target": prompt_target, "output_target": output_target,

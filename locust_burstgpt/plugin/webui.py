@@ -91,10 +91,31 @@ def live_problems() -> list[str]:
     return problems
 
 
+def _hide_secrets(web_ui: Any) -> None:
+    """Locust writes every extra option's value into the page, secrets included (it only masks the
+    input): replace set secrets by a placeholder, which the settings map back to the real value."""
+    from locust_burstgpt.settings import SECRET_PLACEHOLDER
+
+    def scrub() -> None:
+        for opt in (web_ui.template_args.get("extra_options") or {}).values():
+            if opt.get("is_secret") and opt.get("default_value"):
+                opt["default_value"] = SECRET_PLACEHOLDER
+
+    update = web_ui.update_template_args
+
+    def update_and_scrub() -> None:
+        update()
+        scrub()
+
+    web_ui.update_template_args = update_and_scrub
+    scrub()
+
+
 def install(environment: Any) -> None:
     web_ui = environment.web_ui
     if web_ui is None:
         return
+    _hide_secrets(web_ui)
     web_ui.template_args.update({
         "extended_tabs": [{"title": "LLM", "key": TAB_KEY}],
         "extended_tables": [{"key": TAB_KEY, "structure": [{"key": k, "title": t} for k, t in COLUMNS]}],

@@ -2,7 +2,7 @@
 
 A counter counts plain text (no special tokens added) and, when it can, a whole chat prompt the
 way the server will (template and special tokens included). When a counter cannot render the
-chat template itself, ``TemplateOverhead`` supplies it: the fixed and per-message template cost
+chat template itself, ``TemplateOverhead`` supplies it: the fixed and per-role template cost
 measured once from the server's own ``usage.prompt_tokens`` with tiny probe requests.
 """
 
@@ -54,14 +54,21 @@ def content_text(content: Any) -> str:
 
 @dataclass(frozen=True)
 class TemplateOverhead:
-    """Chat prompt = ``fixed`` + ``per_message`` x messages + the tokens of every content."""
+    """Chat prompt = ``fixed`` + a cost per message by role + the tokens of every content.
+
+    Measured from alternating conversations ending with a user message (the only shape the
+    builder sends), which fix ``fixed + user`` and ``user + assistant`` but not how the latter
+    splits; any split gives the same total for that shape.
+    """
 
     fixed: int
-    per_message: int
+    user: int
+    assistant: int
 
     def count(self, messages: Sequence[Message], counter: TokenCounter) -> int:
         texts = [content_text(m.get("content")) for m in messages]
-        return self.fixed + self.per_message * len(messages) + sum(counter.count_texts(texts))
+        roles = sum(self.assistant if m.get("role") == "assistant" else self.user for m in messages)
+        return self.fixed + roles + sum(counter.count_texts(texts))
 
 
 def probe_usage(client: Any, model: str | None, body: dict[str, Any], what: str) -> int:
@@ -80,7 +87,7 @@ def probe_usage(client: Any, model: str | None, body: dict[str, Any], what: str)
 
 
 def measure_template(client: Any, model: str | None, counter: TokenCounter) -> TemplateOverhead:
-    """Fixed and per-message chat-template cost, from two probe requests' usage."""
+    """The chat-template cost, from two probe requests' usage."""
     a, b, c = "hello there", "fine thanks", "good to hear"
     one = [{"role": "user", "content": a}]
     three = [{"role": "user", "content": a}, {"role": "assistant", "content": b},
@@ -88,7 +95,9 @@ def measure_template(client: Any, model: str | None, counter: TokenCounter) -> T
     y1 = probe_usage(client, model, {"messages": one}, "template-1")
     y3 = probe_usage(client, model, {"messages": three}, "template-3")
     ca, cb, cc = counter.count_texts([a, b, c])
-    per_message = (y3 - y1 - cb - cc) // 2
-    fixed = y1 - per_message - ca
-    log.info("measured chat template overhead: %d fixed + %d per message", fixed, per_message)
-    return TemplateOverhead(fixed, per_message)
+    turn = y3 - y1 - cb - cc  # one more user message and one assistant message
+    user = turn // 2
+    overhead = TemplateOverhead(fixed=y1 - ca - user, user=user, assistant=turn - user)
+    log.info("measured chat template overhead: %d fixed, %d per user message, %d per assistant "
+             "message", overhead.fixed, overhead.user, overhead.assistant)
+    return overhead

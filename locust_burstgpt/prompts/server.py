@@ -30,7 +30,7 @@ class JsonHttp:
     """Minimal JSON-over-HTTP helper (cooperative under gevent, no monkey patching needed)."""
 
     def __init__(self, base_url: str, api_key: str | None = None, verify_tls: bool = True,
-                 timeout_s: float = 30.0, concurrency: int = 8) -> None:
+                 timeout_s: float = 30.0, concurrency: int = 64) -> None:
         root = base_url.rstrip("/")
         root = root[:-3] if root.endswith("/v1") else root
         url = urlsplit(root)

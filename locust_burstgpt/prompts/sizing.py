@@ -83,7 +83,7 @@ def exact_word_pool(counter: TokenCounter, words: Sequence[str]) -> WordPool:
     first: list[str] = []
     for i in range(0, len(rest), 16):  # opening words: one token without the leading space
         batch = rest[i:i + 16]
-        first += [w for w, n in zip(batch, counter.count_texts(batch)) if n == 1]
+        first += [w for w, n in zip(batch, counter.count_texts(batch), strict=True) if n == 1]
         if len(first) >= 16:
             break
     if len(rest) < _MIN_POOL or not first:
@@ -102,7 +102,7 @@ def _one_token_words(items: list[str], count: Callable[[Sequence[str]], list[int
     while groups:
         counts = count(["".join(g) for g in groups])
         split: list[list[str]] = []
-        for g, n in zip(groups, counts):
+        for g, n in zip(groups, counts, strict=True):
             if n == len(g):
                 keep += g
             elif len(g) > 1:

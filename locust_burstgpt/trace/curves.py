@@ -53,9 +53,13 @@ CHUNK = 1 << 20
 US = 1_000_000  # microseconds per second: the resolution at which instants are compared
 
 
+_US_LIMIT = float(2**62)  # clip here so absurd (but valid) times cannot overflow int64
+
+
 def to_us(seconds: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Whole microseconds (int64, round half to even) of float seconds."""
     tmp = np.multiply(seconds, US)
+    np.clip(tmp, -_US_LIMIT, _US_LIMIT, out=tmp)
     np.rint(tmp, out=tmp)
     if out is None:
         return tmp.astype(np.int64)

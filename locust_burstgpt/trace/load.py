@@ -21,6 +21,8 @@ from .readers import STRING, read_frame
 from .schema import NORMALIZED, Column
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+#: Largest token count accepted (2**53: every whole number up to it is exact as a float).
+MAX_TOKENS = 2**53
 #: The bundled default trace: BurstGPT_3 data rows 1-400 (all eight columns, 135 sessions).
 DEFAULT_TRACE = DATA_DIR / "BurstGPT_3_first400rows_gitm.csv"
 
@@ -226,7 +228,7 @@ def _check(name: str, src: str, values: np.ndarray, *, allow_nan: bool, whole: b
     else:
         ok = bool(values.min() >= 0 and values.max() < np.inf)  # NaN fails both comparisons
     if ok and whole:
-        ok = bool((values == np.floor(values)).all())
+        ok = bool((values == np.floor(values)).all()) and values.max() <= MAX_TOKENS
     if ok:
         return
     bad = ~(values >= 0)
@@ -234,7 +236,7 @@ def _check(name: str, src: str, values: np.ndarray, *, allow_nan: bool, whole: b
         bad &= ~np.isnan(values)
     bad |= np.isinf(values)
     if whole:
-        bad |= values != np.floor(values)
+        bad |= (values != np.floor(values)) | (values > MAX_TOKENS)
     if not bad.any():
         return
     i = int(bad.argmax())
@@ -245,6 +247,8 @@ def _check(name: str, src: str, values: np.ndarray, *, allow_nan: bool, whole: b
         msg = f"expected a finite number, found {v}"
     elif v < 0:
         msg = f"expected a number >= 0, found {v:g}"
+    elif whole and v > MAX_TOKENS:
+        msg = f"expected a token count up to {MAX_TOKENS:,}, found {v:g}"
     else:
         msg = f"expected a whole number of tokens, found {v:g}"
     raise TraceError(name, msg, row=i + 1, column=src)
@@ -254,6 +258,10 @@ def _check_ints(name: str, src: str, values: np.ndarray) -> None:
     if values.size and values.min() < 0:
         i = int(np.argmax(values < 0))
         raise TraceError(name, f"expected a number >= 0, found {int(values[i])}", row=i + 1, column=src)
+    if values.size and values.max() > MAX_TOKENS:
+        i = int(np.argmax(values > MAX_TOKENS))
+        raise TraceError(name, f"expected a token count up to {MAX_TOKENS:,}, found {int(values[i])}",
+                         row=i + 1, column=src)
 
 
 def _category(name: str, frame: pd.DataFrame, src: str, expected: str) -> pd.Categorical:

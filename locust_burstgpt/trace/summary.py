@@ -116,9 +116,9 @@ def summarize(wl: Workload) -> dict[str, Any]:
     start, end = wl.window.start, wl.window.end
     ts_all = df["timestamp"].to_numpy()
     lo, hi = (int(i) for i in np.searchsorted(ts_all, [start, end], side="left"))
-    in_window = np.arange(lo, hi)
+    in_window: slice | np.ndarray = slice(lo, hi)
     if wl.row_filter is not None:
-        in_window = in_window[wl.row_filter[lo:hi]]
+        in_window = lo + np.flatnonzero(wl.row_filter[lo:hi])
     window_ts = ts_all[in_window]
 
     used = table.r
@@ -136,7 +136,7 @@ def summarize(wl: Workload) -> dict[str, Any]:
         "window": meta["window"],
         "speedup": wl.speedup,
         "failed_policy": meta["failed"],
-        "rows": int(in_window.size),
+        "rows": int(window_ts.size),
         "failed_rows": int(np.count_nonzero(df["response_tokens"].to_numpy()[in_window] == 0)),
         "rows_used": used.n_used,
         "span_s": float(window_ts[-1] - window_ts[0]) if window_ts.size else 0.0,

@@ -11,6 +11,7 @@ import numpy as np
 from . import service_model
 from .conversations import Conversation, ConversationTable, RowArrays
 from .curves import ArrivalCounter, Curves, InProgressCounter, curve_length
+from .errors import TraceError
 from .filters import category_mask, check_policy, combine, failed_mask
 from .heap import BIG_INPUT_ROWS, reuse_freed_memory
 from .load import RawTrace
@@ -151,6 +152,18 @@ def _row_arrays(raw: RawTrace, rows: slice, included: np.ndarray | None, elapsed
     )
 
 
+#: Longest curve computed, in seconds (about 3.2 years; three int32 curves of 400 MB each).
+MAX_CURVE_SECONDS = 100_000_000
+
+
+def _check_curve_length(raw: RawTrace, seconds: float, what: str) -> None:
+    """Refuse per-second curves that could not fit in memory (absurd timestamps or windows)."""
+    if not seconds <= MAX_CURVE_SECONDS:
+        raise TraceError(raw.path, f"{what} spans {seconds:.4g} s, more than the {MAX_CURVE_SECONDS:,} s "
+                         "the per-second curves can cover; expected timestamps in seconds within a "
+                         "few years (check the column) or a shorter --window", column="Timestamp")
+
+
 def _names(values: Sequence[str] | str | None) -> list[str] | None:
     """A list of names from a list or a comma-separated string (None stays None)."""
     if values is None:
@@ -217,7 +230,10 @@ def _prepare(raw: RawTrace, *, models: Sequence[str] | None, log_types: Sequence
         span = trace_span(ts_all[kept[[0, -1]]] if kept.size else kept.astype(float))
     searching = spec.kind in ("busiest", "peak-concurrency")
     ts_sel = ts_all if chosen is None or not searching else ts_all[chosen]
+    if searching:
+        _check_curve_length(raw, span[1] - span[0], "the trace")
     resolved = resolve(spec, ts_sel, span=span, concurrency=concurrency)
+    _check_curve_length(raw, resolved.length / speedup, f"window {spec.text!r}")
     wlo, whi = (int(i) for i in np.searchsorted(ts_all, [resolved.start, resolved.end], side="left"))
     rows = slice(wlo, whi)
     included = None if chosen is None else chosen[rows]

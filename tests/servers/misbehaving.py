@@ -16,7 +16,11 @@ for one turn, to a behaviour:
 * ``reset_mid_stream``: the head and three events, then a TCP reset;
 * ``reset_before_response``: a TCP reset right after the request arrived;
 * ``down:<seconds>``: a reset, and the server stops listening (connections are refused) for that
-  long, then listens again on the same port.
+  long, then listens again on the same port;
+* ``echo_auth``: ``401`` whose error message repeats the request's ``Authorization`` header (as some
+  gateways do), to check the client never writes a key it receives back.
+
+With ``tls=(certfile, keyfile)`` it speaks HTTPS (for certificate verification tests).
 
 ``once:<behaviour>`` applies the behaviour to the first arrival of a request only (a retry of it,
 ``<request id>.r<n>``, is forwarded normally). Every arrival is logged in ``seen`` with its wall-clock time.
@@ -28,6 +32,7 @@ import contextlib
 import json
 import re
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -48,6 +53,7 @@ class Arrival:
     request_id: str | None
     path: str
     behaviour: str
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -61,6 +67,7 @@ class MisbehavingServer:
     upstream: str | None = None  # base URL of a healthy server (the simulator)
     plan: dict[str, str] = field(default_factory=dict)
     port: int = 0
+    tls: tuple[str, str] | None = None  # (certificate, key) files: serve HTTPS
     seen: list[Arrival] = field(default_factory=list)
     outages: list[Outage] = field(default_factory=list)
     _listener: socket.socket | None = None
@@ -145,19 +152,24 @@ class MisbehavingServer:
 
     # -- one connection -----------------------------------------------------------------------
     def _serve(self, conn: socket.socket) -> None:
+        raw = conn
         buf = b""
         try:
+            if self.tls is not None:
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                ctx.load_cert_chain(*self.tls)
+                conn = ctx.wrap_socket(conn, server_side=True)  # a client that rejects the cert fails here
             while True:
                 request, buf = _read_request(conn, buf)
                 if request is None:
                     return
                 if not self._answer(conn, *request):
                     return
-        except OSError:
+        except (OSError, ssl.SSLError):
             pass
         finally:
             with self._lock:
-                self._conns.discard(conn)
+                self._conns.discard(raw)
             with contextlib.suppress(OSError):
                 conn.close()
 
@@ -169,7 +181,7 @@ class MisbehavingServer:
         if method == "POST" and path.endswith("/completions"):
             behaviour = self._behaviour(rid)
         with self._lock:
-            self.seen.append(Arrival(time.time(), rid, path, behaviour))
+            self.seen.append(Arrival(time.time(), rid, path, behaviour, headers))
         if behaviour.startswith("down:"):
             _reset(conn)
             self.go_down(float(behaviour[len("down:"):]))
@@ -177,6 +189,10 @@ class MisbehavingServer:
         if behaviour == "reset_before_response":
             _reset(conn)
             return False
+        if behaviour == "echo_auth":
+            message = f"Invalid API key: {headers.get('authorization', '')}"
+            conn.sendall(_response(401, "application/json", json.dumps({"error": {"message": message}}).encode()))
+            return True
         if behaviour in ("forward", "ok") or behaviour.startswith("sim:"):
             if self.upstream is None:
                 return self._serve_locally(conn, method, path, body)
@@ -235,7 +251,7 @@ def _read_request(conn: socket.socket, buf: bytes) -> tuple[tuple | None, bytes]
 
 
 def _response(status: int, ctype: str, body: bytes, extra: str = "") -> bytes:
-    reason = {200: "OK", 404: "Not Found"}.get(status, "Status")
+    reason = {200: "OK", 401: "Unauthorized", 404: "Not Found"}.get(status, "Status")
     return (f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
             f"{extra}\r\n").encode("latin-1") + body
 

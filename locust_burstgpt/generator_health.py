@@ -27,6 +27,7 @@ LATE_S = 0.1
 LATE_SHARE = 0.5
 BLOCKED_SHARE = 0.3
 SUSTAIN_S = 3
+CPU_HINT_SHARE = 0.1  # late seconds whose loop lost this much point at the CPU, not at the user pool
 
 
 class LoopLagProbe:
@@ -46,7 +47,16 @@ class LoopLagProbe:
             gevent.sleep(interval)
             lag = perf_counter() - t0 - interval
             if lag > 0.001:
-                self._pending[int(math.floor(time.time() - self.epoch_wall))] += lag
+                self._spread(time.time() - self.epoch_wall - lag, lag)
+
+    def _spread(self, start: float, lag: float) -> None:
+        """Book a stall of ``lag`` seconds from replay time ``start`` on every second it covered."""
+        end = start + lag
+        while start < end:
+            second = math.floor(start)
+            upto = min(end, second + 1.0)
+            self._pending[int(second)] += upto - start
+            start = upto
 
     def take(self) -> list[list[float]]:
         """Loop time lost per second since the last call, as ``[[second, seconds_lost], ...]``."""
@@ -115,9 +125,16 @@ class ScheduleHealth:
                 "requests left late and every time it measured includes its own delay; use more processes "
                 "(--processes N, or more workers)")
         if late:
-            worst_late = max(self._worst.get(s, 0.0) for a, b in late for s in range(a, b + 1))
-            cause = ("" if blocked else "; the event loop was not blocked, so free users or connections ran "
-                     "out: raise --burstgpt-headroom")
+            seconds = [s for a, b in late for s in range(a, b + 1)]
+            worst_late = max(self._worst.get(s, 0.0) for s in seconds)
+            lost = max(self._blocked.get(s, 0.0) for s in seconds)
+            if blocked:
+                cause = ""
+            elif lost >= CPU_HINT_SHARE:
+                cause = (f"; the load process was short of CPU (its event loop lost up to {min(lost, 1.0):.0%} "
+                         "of those seconds): use more processes, or a less busy machine")
+            else:
+                cause = "; the event loop was not blocked, so free users or connections ran out: raise --burstgpt-headroom"
             out.append(
                 f"the schedule was not kept: most requests due in {_span(late)} were sent more than "
                 f"{LATE_S * 1000:.0f} ms late (worst {worst_late:.2f} s){cause}")

@@ -1,0 +1,85 @@
+"""A CPU-bound load process (every request costs 60 ms of busy CPU at 25 requests a second) falls
+behind its schedule: the run says so while it runs (console and web UI), in summary.json, and fails
+its trust check (exit code 4)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from locust_burstgpt.generator_health import ScheduleHealth
+from locust_burstgpt.sim import SimulatorProcess
+from tests.web_runs import WebRun
+
+HEADER = "Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+CPU_BOUND = Path(__file__).parent / "locustfiles" / "cpu_bound.py"
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with SimulatorProcess(profile="fast") as s:
+        yield s
+
+
+def test_cpu_bound_generator_is_reported_and_fails_the_trust_check(sim, tmp_path):
+    rows = [f"{100 + i * 0.04:.2f},,1,ChatGPT,30,8,38,API log\n" for i in range(200)]  # 25/s for 8 s
+    (tmp_path / "trace.csv").write_text(HEADER + "".join(rows))
+    report = tmp_path / "report"
+    run = WebRun(tmp_path, sim.base_url, "--burstgpt-trace", str(tmp_path / "trace.csv"),
+                 "--burstgpt-window", "100+8s", "--burstgpt-drain-timeout", "2", "--burstgpt-report", str(report),
+                 locustfile=CPU_BOUND, autoquit_s=3)
+    try:
+        # the web UI says so while the run is still going
+        status: dict = {}
+
+        def ui_says_untrustworthy() -> bool:
+            code, text = run.get("/burstgpt/timeline.json")
+            status["timeline"] = json.loads(text)["status"]
+            code, text = run.get("/burstgpt/summary.json")
+            status["summary"] = json.loads(text)
+            return "UNTRUSTWORTHY" in status["timeline"] and not status["summary"].get("finished")
+
+        run.wait_until(ui_says_untrustworthy, 60, "the web UI to report the saturated generator")
+        assert "saturated" in status["timeline"]
+        assert any("saturated" in p for p in status["summary"]["trust_problems"])
+        rc = run.wait()
+    finally:
+        run.stop()
+    output = run.output()
+    assert rc == 4, output[-3000:]
+    assert "UNTRUSTWORTHY RUN so far: the load generator was saturated" in output  # live, in the console
+    assert "UNTRUSTWORTHY RUN: the load generator was saturated" in output  # and in the final verdict
+    summary = json.loads((report / "summary.json").read_text())
+    verdict = summary["verdict"]
+    assert not verdict["trusted"] and verdict["exit_code"] == 4
+    assert any("saturated" in p for p in verdict["trust_problems"])
+    assert any("schedule was not kept" in p for p in verdict["trust_problems"])
+    assert summary["generator"]["blocked_seconds"] and summary["generator"]["late_seconds"]
+    assert summary["reconciliation"]["balances"]
+
+
+def test_health_needs_sustained_trouble():
+    """One slow second (a GC pause, a 10 MB event) is not saturation; three in a row are."""
+    h = ScheduleHealth("trace")
+    for s in range(10):
+        h.add({"scheduled_offset_s": s + 0.5, "lateness": 0.5 if s in (2, 5, 6) else 0.001})
+    h.note_lags([[2, 0.9], [5, 0.8], [6, 0.7]])
+    assert h.problems() == []
+    h.add({"scheduled_offset_s": 7.2, "lateness": 0.4})
+    h.add({"scheduled_offset_s": 7.7, "lateness": 0.3})  # second 7: 2 of 3 late
+    h.note_lags([[7, 0.5]])
+    problems = h.problems()
+    assert len(problems) == 2 and "seconds 5-7 (3 s)" in problems[0] and "saturated" in problems[0]
+    assert "schedule was not kept" in problems[1] and "worst 0.50 s" in problems[1]
+    # late without a blocked loop points at users/connections, not the CPU
+    h2 = ScheduleHealth("trace")
+    for s in range(4):
+        h2.add({"scheduled_offset_s": s, "lateness": 0.3})
+    assert len(h2.problems()) == 1 and "--burstgpt-headroom" in h2.problems()[0]
+    # saturate mode releases every conversation at once: lateness there is no schedule slip
+    h3 = ScheduleHealth("saturate")
+    for s in range(4):
+        h3.add({"scheduled_offset_s": s, "lateness": 3.0})
+    assert h3.problems() == []

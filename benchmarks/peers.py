@@ -13,7 +13,8 @@ peak RSS; then ours against the best peer, and whether the targets are met (at l
 client CPU per streamed token than the best peer, arrival error no worse than the best peer's).
 
 Usage:
-    python benchmarks/peers.py                       # both servers, every tool (~20 min)
+    python benchmarks/peers.py                       # both servers, every tool, 3 passes (~45 min)
+    python benchmarks/peers.py --repeat 1            # one pass (~15 min)
     python benchmarks/peers.py --servers sim --tools ours,aiperf
     python benchmarks/peers.py --write-readme        # also replace the table in benchmarks/README.md
 
@@ -55,10 +56,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sim-window", default="d0+00:00+24h", help="trace window for the simulator runs")
     p.add_argument("--sim-speedup", type=float, default=960.0, help="speedup for the simulator runs")
     p.add_argument("--llama-window", default="d0+08:00+1h", help="trace window for the llama.cpp runs")
-    p.add_argument("--llama-speedup", type=float, default=40.0, help="speedup for the llama.cpp runs")
-    p.add_argument("--llama-max-request-tokens", type=int, default=128,
+    p.add_argument("--llama-speedup", type=float, default=60.0, help="speedup for the llama.cpp runs")
+    p.add_argument("--repeat", type=int, default=3,
+                   help="passes over the tools per server, in alternating order; tables show medians")
+    p.add_argument("--llama-max-request-tokens", type=int, default=96,
                    help="cap on prompt tokens for llama.cpp (SmolLM2 on one CPU thread prefills ~200 tokens/s)")
-    p.add_argument("--llama-max-response-tokens", type=int, default=32,
+    p.add_argument("--llama-max-response-tokens", type=int, default=24,
                    help="cap on response tokens for llama.cpp (it decodes ~60-90 tokens/s in total)")
     p.add_argument("--ours-sim-args", default="", help="extra locust arguments for our runs on the simulator")
     p.add_argument("--ours-llama-args", default="--burstgpt-headroom 10",
@@ -70,6 +73,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--write-readme", action="store_true",
                    help="replace the results block of benchmarks/README.md with this run's tables")
     args = p.parse_args(argv)
+    if args.repeat < 1:
+        p.error("--repeat must be at least 1")
     args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     for s in args.servers:
@@ -146,13 +151,17 @@ def main(argv: list[str] | None = None) -> int:
         part_start = time.monotonic()
         with servers.running(kind, tokenizer_dir, out / kind) as server:
             log(f"{kind} at {server.base_url}: {plan.source}")
-            for tool in tool_list:
-                if isinstance(tool, tools.Ours):
-                    tool.extra_args = tuple(shlex.split(args.ours_sim_args if kind == "sim" else args.ours_llama_args))
-                results.append(run_tool(tool, server, plan, out / kind / tool.name, args.timeout, log))
-        log(f"{kind} part took {time.monotonic() - part_start:.0f} s")
+            for i in range(args.repeat):
+                for tool in tool_list if i % 2 == 0 else tool_list[::-1]:
+                    if isinstance(tool, tools.Ours):
+                        tool.extra_args = tuple(shlex.split(args.ours_sim_args if kind == "sim"
+                                                            else args.ours_llama_args))
+                    results.append(run_tool(tool, server, plan, out / kind / f"pass{i + 1}" / tool.name,
+                                            args.timeout, log, pass_index=i))
+        part_s = time.monotonic() - part_start
+        log(f"{kind} part took {part_s:.0f} s")
         text = report.section({"sim": "Simulator, fast profile",
-                               "llamacpp": "llama.cpp, SmolLM2-135M"}[kind], plan, results)
+                               "llamacpp": "llama.cpp, SmolLM2-135M"}[kind], plan, results, part_s)
         print("\n" + text + "\n", flush=True)
         sections.append(text)
         all_results += results

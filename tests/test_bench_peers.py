@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.peers import fidelity, formats, report, schedule, tools
+from benchmarks.peers import compare, fidelity, formats, report, schedule, summary, tools
 from benchmarks.peers.procmon import TreeUsage, run_measured
 from locust_burstgpt.trace import load_trace, prepare
 
@@ -182,3 +182,40 @@ def test_update_readme_replaces_only_the_marked_block(tmp_path: Path) -> None:
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="block"):
         report.update_readme(readme, "x")
+
+
+def _run(tool: str, cpu_s: float, mae: float, tokens: int = 10_000, pass_index: int = 0) -> compare.RunResult:
+    s = small()
+    r = compare.RunResult("sim", tool, tool.upper(), "v", ["x"], pass_index)
+    r.usage = TreeUsage(0, 10.0, cpu_s, 100.0, 1, 0.0)
+    r.replay_cpu_s = cpu_s / 2
+    r.server_tokens = tokens
+    r.parsed = tools.Parsed(s.offsets, s.offsets, len(s), 0, tokens, None)
+    f = fidelity.measure(s, 100.0 + s.offsets)
+    r.fidelity = fidelity.Fidelity(**{**f.__dict__, "mae_per_s": mae})
+    return r
+
+
+def test_summaries_take_medians_and_verdicts_compare_with_the_best_peer() -> None:
+    runs = [_run("ours", 1.0, 0.0), _run("aiperf", 4.0, 0.5), _run("vllm", 3.0, 0.1),
+            _run("ours", 2.0, 0.2, pass_index=1), _run("aiperf", 5.0, 0.4, pass_index=1),
+            _run("vllm", 1.8, 0.0, pass_index=1), _run("ours", 9.0, 0.1, pass_index=2)]
+    sums = summary.summarize(runs)
+    assert [s.tool for s in sums] == ["ours", "aiperf", "vllm"]
+    ours = sums[0]
+    assert ours.cpu().median == pytest.approx(0.2) and (ours.cpu().low, ours.cpu().high) == (0.1, 0.9)
+    assert ours.mae().median == pytest.approx(0.1)
+    assert report.best_peer(sums, lambda s: s.cpu()).tool == "vllm"      # median 0.24 < aiperf 0.45
+    v = report.verdicts(sums)
+    assert v[0].startswith("CPU per streamed token (whole run): ours 0.200 vs VLLM 0.240")
+    assert "NOT MET" in v[0]                                             # 0.83x, not <= 0.5x
+    assert any("against AIPERF: 0.44x" in line and "MET" in line for line in v)
+    assert v[-1].endswith("NOT MET")                                     # MAE 0.1 > vllm's 0.05
+    assert "0.83x" in report.ratio_table(sums)
+
+
+def test_stat_ignores_missing_values() -> None:
+    st = summary.Stat.of([float("nan"), 2.0, None, 4.0])
+    assert (st.median, st.low, st.high) == (3.0, 2.0, 4.0)
+    assert st.fmt("{:.1f}") == "3.0 (2.0-4.0)"
+    assert summary.Stat.of([]).fmt() == "n/a"

@@ -4,8 +4,8 @@
   client's first-token and inter-token times must agree with them within 2 ms at p99.
 * Faults: every simulator fault mode, forced per request with ``x-sim-fault``, gives its one
   outcome while normal requests keep succeeding on the same client.
-* Prompts: the simulator's vLLM-shaped ``/tokenize`` as the exact backend, and the calibrated
-  fallback (the simulator counts with simpletok, so calibration converges exactly).
+* Prompts: the simulator's vLLM-shaped ``/tokenize`` and local ``simpletok`` as exact backends,
+  and the calibrated fallback (the simulator counts with simpletok, so it is exact at once).
 """
 
 from __future__ import annotations
@@ -106,10 +106,14 @@ def test_simulator_faults_amid_normal_traffic(sim) -> None:
     client.close()
 
 
-def test_tokenize_backend_is_exact_over_multi_turn(sim) -> None:
+@pytest.mark.parametrize("backend, name", [
+    ("server", "server:vllm"),  # the simulator answers vLLM's /tokenize shape
+    ("auto", "simpletok"),  # auto counts locally, as the simulator does: no request per turn
+])
+def test_exact_backends_over_multi_turn(sim, backend: str, name: str) -> None:
     client = make_client(ClientConfig(base_url=sim.base_url))
-    builder = make_prompt_builder(PromptConfig(base_url=sim.base_url), client)
-    assert builder.backend_name == "server:vllm"  # the simulator answers vLLM's /tokenize shape
+    builder = make_prompt_builder(PromptConfig(backend=backend, base_url=sim.base_url), client)
+    assert builder.backend_name == name and builder.exact
     checked = 0
     with gevent.Timeout(60):
         for conv, targets in enumerate([[30, 200, 900], [1200, 1300, 4000, 4100], [15, 10]]):

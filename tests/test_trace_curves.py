@@ -126,3 +126,10 @@ def test_large_chunked_input_matches_a_simple_count():
     diff = np.bincount(starts.astype(int), minlength=length + 50) - np.bincount(ends.astype(int), minlength=length + 50)
     want = np.cumsum(diff)[:length]
     assert np.array_equal(max_in_progress(starts, durs, length), want)
+
+
+def test_absurd_durations_and_times_do_not_overflow():
+    starts = np.array([2.0, -1e300, 1e300, 4.5])
+    durs = np.array([1e300, 2e300, 5.0, np.inf])
+    assert max_in_progress(starts, durs, 8).tolist() == [1, 1, 2, 2, 3, 3, 3, 3]
+    assert arrivals_per_second(starts, 8).tolist() == [0, 0, 1, 0, 1, 0, 0, 0]

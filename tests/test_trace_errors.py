@@ -166,3 +166,23 @@ def test_negative_value_in_parquet(tmp_path):
     df.to_parquet(path)
     e = _err(path)
     assert (e.row, e.column) == (2, "Request tokens")
+
+
+@pytest.mark.parametrize("value", ["1e300", "18446744073709551617", "9" * 25])
+def test_token_count_too_large_to_be_exact(tmp_path, value):
+    rows = [list(r) for r in GOOD]
+    rows[1][4] = value
+    e = _err(write_csv(tmp_path / "t.csv", HEADER_8, rows))
+    assert (e.row, e.column) == (2, "Request tokens") and "token count up to" in str(e)
+
+
+def test_timestamps_spanning_centuries_are_refused_by_prepare(tmp_path):
+    from locust_burstgpt.trace import prepare
+
+    rows = [list(r) for r in GOOD]
+    rows[3][0] = 1e300
+    raw = load_trace(write_csv(tmp_path / "t.csv", HEADER_8, rows))   # valid numbers, absurd span
+    with pytest.raises(TraceError) as info:
+        prepare(raw)
+    assert info.value.column == "Timestamp" and "per-second curves" in str(info.value)
+    assert prepare(raw, window="0+1h").n_requests == 3                  # a window still works

@@ -26,6 +26,7 @@ class RunResult:
     label: str
     version: str
     command: list[str]
+    pass_index: int = 0
     usage: TreeUsage | None = None
     parsed: Parsed | None = None
     fidelity: fidelity.Fidelity | None = None
@@ -53,7 +54,7 @@ class RunResult:
         u = self.usage
         p = self.parsed
         return {
-            "server": self.server, "tool": self.tool, "label": self.label, "version": self.version,
+            "server": self.server, "pass": self.pass_index + 1, "tool": self.tool, "label": self.label, "version": self.version,
             "command": shlex.join(self.command), "error": self.error, "notes": self.notes,
             "completed": p.completed if p else None, "failed": p.failed if p else None,
             "tool_output_tokens": p.output_tokens if p else None, "server_tokens": self.server_tokens,
@@ -69,13 +70,14 @@ class RunResult:
 
 
 def run_tool(tool: Tool, server: Server, schedule: Schedule, workdir: Path, timeout_s: float,
-             log=print) -> RunResult:
+             log=print, pass_index: int = 0) -> RunResult:
     """Run ``tool`` once against ``server`` and measure it; failures are recorded, not raised."""
     workdir.mkdir(parents=True, exist_ok=True)
     tool.write_inputs(schedule, workdir)
     cmd = tool.command(server, workdir, len(schedule))
-    result = RunResult(server.kind, tool.name, tool.label, tool.version, cmd)
-    log(f"[{server.kind}] {tool.label}: {len(schedule)} requests over {schedule.duration_s:.0f} s ...")
+    result = RunResult(server.kind, tool.name, tool.label, tool.version, cmd, pass_index)
+    tag = f"[{server.kind} pass {pass_index + 1}] {tool.label}"
+    log(f"{tag}: {len(schedule)} requests over {schedule.duration_s:.0f} s ...")
     try:
         before = generated_tokens(server)
         busy0, server0 = machine_busy_cpu(), process_tree_cpu(server.pid)
@@ -102,7 +104,8 @@ def run_tool(tool: Tool, server: Server, schedule: Schedule, workdir: Path, time
     except Exception as exc:  # a peer that breaks must not stop the comparison
         result.error = result.error or f"{type(exc).__name__}: {exc}"
         (workdir / "error.txt").write_text(traceback.format_exc())
-    log(f"[{server.kind}] {tool.label}: " + (f"FAILED: {result.error}" if result.error else
+    log(f"{tag}: " + (f"FAILED: {result.error}" if result.error else
         f"{result.parsed.completed} completed, CPU {result.usage.cpu_s:.1f} s, "
-        f"{result.server_tokens:,} tokens, wall {result.usage.wall_s:.0f} s"))
+        f"{result.server_tokens:,} tokens, wall {result.usage.wall_s:.0f} s, "
+        f"other load {result.background_cores:.2f} cores"))
     return result

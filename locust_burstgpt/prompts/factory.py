@@ -4,9 +4,12 @@
 
 * ``local:<path>``: a ``tokenizer.json`` or a Hugging Face model folder (exact);
 * ``server``: the target server's ``/tokenize`` (llama.cpp or vLLM shape; exact);
+* ``simpletok``: the project's own tokenizer, which is what the embedded simulator counts with
+  (exact for the simulator, with no request per turn);
 * ``fallback``: ``simpletok`` counts calibrated from ``usage.prompt_tokens`` (estimate);
-* ``auto`` (default): ``local`` if ``tokenizer`` is set, else ``server`` if its ``/tokenize``
-  answers, else ``fallback``; the choice is logged.
+* ``auto`` (default): ``local`` if ``tokenizer`` is set, else ``simpletok`` if the server is the
+  embedded simulator, else ``server`` if its ``/tokenize`` answers, else ``fallback``; the
+  choice is logged.
 
 With a client, setup also sends a few tiny probe requests (``max_tokens`` 1) so the server's own
 ``usage`` fixes what cannot be read from a tokenizer: the chat template overhead when the
@@ -28,7 +31,8 @@ from locust_burstgpt.prompts.counters import (
     probe_usage,
 )
 from locust_burstgpt.prompts.local import LocalCounter
-from locust_burstgpt.prompts.server import JsonHttp, detect_server_counter, first_model
+from locust_burstgpt.prompts.server import JsonHttp, detect_server_counter, served_model
+from locust_burstgpt.prompts.simple import SIMULATOR_OWNER, SimpletokCounter
 from locust_burstgpt.prompts.sizing import CalibratedSizer, ExactSizer, exact_word_pool
 from locust_burstgpt.prompts.text import WordPool, WordStream
 from locust_burstgpt.prompts.words import unique_words
@@ -40,7 +44,7 @@ log = logging.getLogger("locust_burstgpt.prompts")
 class PromptConfig:
     """How prompts are sized and generated."""
 
-    backend: str = "auto"  # auto | local:<path> | server | fallback
+    backend: str = "auto"  # auto | local:<path> | server | simpletok | fallback
     base_url: str | None = None  # the target server (for /tokenize and model discovery)
     model: str | None = None  # model name for vLLM's /tokenize and probe requests
     endpoint: str = "chat"  # chat | completions
@@ -60,16 +64,21 @@ def make_prompt_builder(cfg: PromptConfig, client: Any = None) -> PromptBuilder:
     http = None
     if cfg.base_url and (backend in ("auto", "server") or (client is not None and cfg.probe)):
         http = JsonHttp(cfg.base_url, cfg.api_key, cfg.verify_tls, cfg.request_timeout_s)
-    model = cfg.model
-    if model is None and http is not None:
-        model = first_model(http)
+    model, owner = cfg.model, None
+    if http is not None:
+        listed, owner = served_model(http)
+        model = model or listed
     counter: TokenCounter | None = None
     why = ""
     if backend.startswith("local:"):
         counter, why = LocalCounter(backend[len("local:"):]), "asked for"
+    elif backend == "simpletok":
+        counter, why = SimpletokCounter(), "asked for"
     elif backend == "auto":
         if cfg.tokenizer:
             counter, why = LocalCounter(cfg.tokenizer), "auto: a local tokenizer was given"
+        elif owner == SIMULATOR_OWNER:
+            counter, why = SimpletokCounter(), "auto: the server is the embedded simulator"
         elif http is not None:
             counter = detect_server_counter(http, model)
             why = "auto: the server's /tokenize answers" if counter else ""
@@ -83,8 +92,8 @@ def make_prompt_builder(cfg: PromptConfig, client: Any = None) -> PromptBuilder:
                 "nor the vLLM request shape")
         why = "asked for"
     elif backend != "fallback":
-        raise PromptBackendError(
-            f"unknown prompt backend {cfg.backend!r}; use auto, local:<path>, server or fallback")
+        raise PromptBackendError(f"unknown prompt backend {cfg.backend!r}; use auto, "
+                                 "local:<path>, server, simpletok or fallback")
     if counter is not None:
         builder = _exact_builder(counter, cfg, client, model)
     else:

@@ -165,12 +165,18 @@ def detect_server_counter(http: JsonHttp, model: str | None) -> LlamaCppCounter 
 
 def first_model(http: JsonHttp) -> str | None:
     """The first model id ``/v1/models`` lists, if any."""
+    return served_model(http)[0]
+
+
+def served_model(http: JsonHttp) -> tuple[str | None, str | None]:
+    """(id, owned_by) of the first model ``/v1/models`` lists; (None, None) if it lists none."""
     try:
         status, data = http.request("GET", "/v1/models")
     except PromptBackendError:
-        return None
+        return None, None
     if status == 200 and isinstance(data, dict):
         for m in data.get("data") or []:
             if isinstance(m, dict) and m.get("id"):
-                return str(m["id"])
-    return None
+                owner = m.get("owned_by")
+                return str(m["id"]), str(owner) if owner is not None else None
+    return None, None

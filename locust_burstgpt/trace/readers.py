@@ -14,6 +14,7 @@ import csv
 import gzip
 import io
 import re
+import warnings
 from pathlib import Path
 from typing import IO, Any
 
@@ -131,8 +132,10 @@ def _read_csv(path: Path, gz: bool, header: list[str], known: dict[str, Column],
     try:
         source, compression = _source(path, gz, progress)
         try:
-            return pd.read_csv(source, dtype=_dtypes(known, strict=True), compression=compression,
-                               keep_default_na=False, na_values=[""])
+            with warnings.catch_warnings():   # overflowing numbers warn before they raise; we report them
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return pd.read_csv(source, dtype=_dtypes(known, strict=True), compression=compression,
+                                   keep_default_na=False, na_values=[""])
         finally:
             if not isinstance(source, str):
                 source.close()

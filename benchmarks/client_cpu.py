@@ -16,7 +16,8 @@ run so the two transports see the same machine state:
 Targets: raw <= 25 us/chunk, raw >= 4x cheaper than openai, lateness p99 < 5 ms.
 
 Usage:  python benchmarks/client_cpu.py [--streams 8] [--tokens 120] [--requests 48]
-                                         [--rounds 3] [--rate 500] [--seconds 10] [--strict]
+                                         [--rounds 3] [--rate 500] [--seconds 10] [--pin]
+                                         [--strict]
 Binds 127.0.0.1 only; the simulator is stopped at the end; every phase is bounded.
 """
 
@@ -175,12 +176,15 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=500.0, help="open-loop requests/s")
     ap.add_argument("--seconds", type=float, default=10.0, help="open-loop schedule length")
     ap.add_argument("--late-tokens", type=int, default=8, help="output tokens per open-loop request")
+    ap.add_argument("--pin", action="store_true",
+                    help="pin the simulator and this process to different CPUs")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = ap.parse_args()
 
     with SimulatorProcess(profile="fast") as sim:
         print(f"simulator {sim.base_url} (fast profile, 1 ms steps, one token per chunk); "
-              f"{pin(sim.pid)}; load average {os.getloadavg()[0]:.1f}")
+              f"{pin(sim.pid) if args.pin else 'not pinned'}; "
+              f"load average {os.getloadavg()[0]:.1f}")
         print(f"1. CPU per content chunk: {args.streams} streams x {args.tokens} tokens, "
               f"{args.requests} requests per round")
         per_chunk = cpu_per_chunk(sim.base_url, args)

@@ -35,7 +35,7 @@ class ReplayCase:
     window: str
     speedup: float
     rate_scale: float
-    headroom: float = 1.25  # users per trace conversation in progress; more for servers slower than the trace's
+    headroom: float = 1.25  # users per trace conversation in progress; more for slow servers
     transport: str = "raw"
     drain_timeout_s: float = 90.0  # a cap, not a wait: the run ends when the last reply is in
     seed: int = 0
@@ -72,7 +72,8 @@ class OfferedLoad:
     @classmethod
     def of(cls, wl: Workload) -> OfferedLoad:
         convs = list(wl.conversations())
-        due = [(k, turn) for c in convs for k, (turn, at) in enumerate(zip(c.turns, c.scheduled_offsets, strict=True))
+        due = [(k, turn) for c in convs
+               for k, (turn, at) in enumerate(zip(c.turns, c.scheduled_offsets, strict=True))
                if at < wl.duration_s]
         return cls(
             duration_s=wl.duration_s,

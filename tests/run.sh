@@ -32,6 +32,12 @@ if ! command -v chromium >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq chromium >/dev/null
 fi
 
+log "openssl (self-signed certificates for the TLS tests)"
+if ! command -v openssl >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq openssl >/dev/null
+fi
+
 log "lint"
 .venv/bin/ruff check locust_burstgpt locustfiles tests benchmarks examples
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import ssl
+from pathlib import Path
 
 import gevent
 import gevent.pool
+import gevent.ssl
 import pytest
 
 from locust_burstgpt.client import (
@@ -219,3 +222,68 @@ def test_record_properties_follow_definitions() -> None:
     assert r.tpot is None
     d = r.to_dict()
     assert d["sent_at"] == pytest.approx(10.5 + r.wall_anchor) and d["chunks"] == 5
+
+
+# A self-signed certificate for 127.0.0.1 (valid until 2126), made for these tests only.
+SELF_SIGNED_CERT = """-----BEGIN CERTIFICATE-----
+MIIDJzCCAg+gAwIBAgIUNK/T73P5Xl9xfcJb7ySnlK4KKQwwDQYJKoZIhvcNAQEL
+BQAwFDESMBAGA1UEAwwJbG9jYWxob3N0MCAXDTI2MTEyNDA5MjAzN1oYDzIxMjYx
+MDMxMDkyMDM3WjAUMRIwEAYDVQQDDAlsb2NhbGhvc3QwggEiMA0GCSqGSIb3DQEB
+AQUAA4IBDwAwggEKAoIBAQCgB5kQ+4YHkxKQOO/Sc01GNuJSEjydmbZ7t8r0sLXM
+aiAsGE8XMXhcXWW5YF1fw2tBaVAe2WplQmsfcEaAZxLhS5/ZuYabJFeZLIlbTOJk
+agSph7TAICZw20ROX2OnRNcidAYFDRRk1uZBrgXlmRtBcHnJOMYss3n44yWwQgdC
+IEvrXDi9elDEd+7jsvj6d93qeKiNCPl42uOqPEg1tLa/+BQuusCe8yYaySLNF3VU
+HJk3tZeO3buivq94wXkOTGoF59x7/UvAI/QqMo4fQaZWcDOoYyQBoPowwoBkwtEh
+2TdHrcS/l2Yk04VcW6dWmWbc7B9zznp9Ny6D7baTMFV7AgMBAAGjbzBtMB0GA1Ud
+DgQWBBQfYif+ThFdQCPL8lLi7emOCEQSGDAfBgNVHSMEGDAWgBQfYif+ThFdQCPL
+8lLi7emOCEQSGDAPBgNVHRMBAf8EBTADAQH/MBoGA1UdEQQTMBGHBH8AAAGCCWxv
+Y2FsaG9zdDANBgkqhkiG9w0BAQsFAAOCAQEAPe16nKWZAUZ9U/eBReekqtuAjf+j
+w0Mx1JW4xQ1Js89L7tZ7G51PHaKyVJQtogRgEOJucT6tkRzpo43nwnqxickDDm/o
+SGpSNW1pT2Hls/5ymyTrUnL3M89lHish9Ju8vNI2715B7k89+Zc99tjD4cUZ6sO+
+A4wcuOKlQC8pHtWG9YrGIoZCtEbTNj/u2nvLPIayv8wxzSylHl9ZIrIy5MW/fnrN
+p1XrGALX0SpTtzlm+2hGg4VprV5Oegkcv+duUbbt8NtwoNf/vzfsfzAr5gVBTj9v
+pKmkRjayeGKQJFpxoxwpD00YjIQrCMlDSYI4cH3frGnxLmOwDd7r337c+g==
+-----END CERTIFICATE-----"""
+SELF_SIGNED_KEY = """-----BEGIN PRIVATE KEY-----
+MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQCgB5kQ+4YHkxKQ
+OO/Sc01GNuJSEjydmbZ7t8r0sLXMaiAsGE8XMXhcXWW5YF1fw2tBaVAe2WplQmsf
+cEaAZxLhS5/ZuYabJFeZLIlbTOJkagSph7TAICZw20ROX2OnRNcidAYFDRRk1uZB
+rgXlmRtBcHnJOMYss3n44yWwQgdCIEvrXDi9elDEd+7jsvj6d93qeKiNCPl42uOq
+PEg1tLa/+BQuusCe8yYaySLNF3VUHJk3tZeO3buivq94wXkOTGoF59x7/UvAI/Qq
+Mo4fQaZWcDOoYyQBoPowwoBkwtEh2TdHrcS/l2Yk04VcW6dWmWbc7B9zznp9Ny6D
+7baTMFV7AgMBAAECggEAAfMO410AdlZx9oSFVIbnxAJrAhiCWT1tVyl78IWTa6nZ
+TFcSnLiA6ce0oVCyIn+5t4uhhk2J3lYPcCdkM1Spird9MhbeRiBDbKIwnU+c9Y15
+7llVgSMVaV5l3IyMyZWj4rQPRLagbwt4kL76B9d9a0tx08igxWVY4z9b/Kzm9Cl2
+DMIDoTbE/jX/s35oecVsOhyS2ZHsUM8/rLnLVDq1xOgLHLi0EZMr2gh46g5Z1fkk
+P97rY5ED2xu7QIr59iEqPsFztS/fOmQXiutO+FHGl7IU863xwqZcWA6/pnmSzYmG
+6PpS/VY04opZGjACF0DQT+eGBxxqb+RKujuKxZBYvQKBgQDToUMomfBN0/+Zsmbg
++Hq44hQmxgP25CdURHc5TcCOeVPn8TyemCjc/jwsYPqgjOvNZpBjCfGVjsqPZ2Dm
+QcNttpOF6YIr7nA0i20F/Kv6FXPyuF+ULVnB/9ujyxgjQiQwUBdoAItdPWFnszA/
+PZ9EMHae5gzW6YnYM03lMORmrQKBgQDBlNBPQiAmlaJ7VJSYZZvZKcJbkrAGxDT5
+Sq8fEaB3R+pShQ8F+KZrFONrefnp/3kxjalHa3Af5mo9taQ1RSdcwwv+35LhWAYt
+1N+KaEt91hTZ7CFs3sCdFlN/j36FwY0TijyFB2g4w2lX9qRR9QCYrL2gUxIzUQVv
+KHp7kug5xwKBgCrdLNcaZtu8pragtcm3SlQMJny7+q2VBIpC28sVfnzdAiumZtrQ
+guZP8Cwk8F54bIJL1c7Zgr8CDvEAxVWd2FFue27SHvV68+sQmmJuDP84PSXaRjGj
+Bd0PT5NbXWY2zVGjxznfclrORd5VIt6MQqfzEPOaMNuOrcbGjW5werJ5AoGBAIid
+aEF3Lk9srMWTFGdU1h71TJfpttafo68HWP15KCDmHOVtyANzzqalkDXqWEgepr4k
+9oFTvkaVCwdP6Ho7uqLJd+7Ag90KjRnNMJFyN0ywR/jfn1tA/PgfqH/OmgD1boWK
+ulk7t/7PUcnlY2P/nxMgXZcG6UJT/JzNGVuaes9DAoGAPRzvSE3CIF/68bGw+r/T
+TnsJkCM8QqPxjCbiC9Z/eckVP0PzapR0iEVX4CI5o04BPuCrZ38ke0kQYCYSBDcM
++6LeQu2YSlvfw7kWYJebBm27pRr7wn7U9KzB7l1rXRUoiIdPvDdmp9MWeNivHqpG
+WnioDBGxraZSIoC1+lBP2KY=
+-----END PRIVATE KEY-----"""
+
+
+def test_tls_is_verified_by_default(tmp_path: Path) -> None:
+    (tmp_path / "cert.pem").write_text(SELF_SIGNED_CERT)
+    (tmp_path / "key.pem").write_text(SELF_SIGNED_KEY)
+    ctx = gevent.ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # gevent's: cooperative sockets
+    ctx.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    with ScriptedServer(ssl_context=ctx) as srv:
+        assert srv.base_url.startswith("https://")
+        with gevent.Timeout(10):
+            rec = client_for(srv).send(CHAT, RequestRecord("v"))
+            assert rec.outcome is Outcome.CONNECTION_ERROR
+            assert "CERTIFICATE_VERIFY_FAILED" in rec.error
+            ok = client_for(srv, verify_tls=False).send(CHAT, RequestRecord("i"))
+        assert ok.outcome is Outcome.OK and ok.reply_text == "".join(f" t{i}" for i in range(5))

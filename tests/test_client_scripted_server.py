@@ -48,8 +48,10 @@ def usage_chunk(prompt: int, completion: int, cached: int = 0) -> dict:
 class ScriptedServer:
     """``with ScriptedServer() as srv: srv.base_url``; counts connections and requests."""
 
-    def __init__(self) -> None:
-        self.server = StreamServer(("127.0.0.1", 0), self._handle)
+    def __init__(self, ssl_context: Any = None) -> None:
+        tls = {"ssl_context": ssl_context} if ssl_context is not None else {}
+        self.server = StreamServer(("127.0.0.1", 0), self._handle, **tls)
+        self.scheme = "https" if ssl_context is not None else "http"
         self.connections = 0
         self.requests = 0
         self.bodies: list[dict] = []
@@ -64,7 +66,7 @@ class ScriptedServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}"
+        return f"{self.scheme}://127.0.0.1:{self.server.server_port}"
 
     # -- connection handling -----------------------------------------------------------------
     def _handle(self, sock: socket.socket, addr: Any) -> None:

@@ -119,9 +119,10 @@ def test_other_requests_are_untouched(matrix_run):
     for conv in healthy:
         rec = by_conv[conv]
         assert rec["outcome"] == "ok" and rec["completion_tokens"] == OUTPUT_TOKENS, rec
-        # a stalled or dripping neighbour does not hold anyone back: sent on time, answered fast
-        assert rec["sent"] - rec["scheduled"] < 0.1, rec
-        assert rec["e2e"] < 1.0, rec
+        # a neighbour stalled for 6 s (or dripping for longer) holds nobody back: sent on time and
+        # answered fast (bounds far below the faults' seconds, loose enough for a busy machine)
+        assert rec["sent"] - rec["scheduled"] < 0.5, rec
+        assert rec["e2e"] < 1.5, rec
     # the last request of the run, after every fault, is sent on time and answered
     last = max(by_conv.values(), key=lambda r: r["scheduled"])
     assert last["conversation"] in healthy and last["outcome"] == "ok"

@@ -1,8 +1,9 @@
 """The Prometheus scrape maps llama.cpp's and vLLM's own metric names onto the timeline's columns.
 
-The expositions below are excerpts of what ``llama-server`` (build b10434) and vLLM 0.32.0 (CPU)
-answered after the same two-turn chat (211 then 245 prompt tokens, 20 output tokens each); the
-live servers are checked against request usage in ``test_real_servers.py``.
+The counters below are what ``llama-server`` (build b10434) and vLLM 0.32.0 (CPU) exported before
+and after the second turn of the same chat (211 then 245 prompt tokens, 20 output tokens each); the
+gauges are set to non-zero values so that their mapping shows. The live servers are checked against
+request usage in ``test_real_servers.py``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The load generators compared: how each is invoked on a schedule and how its output is read.
 
-Each tool gets the same schedule (in its own file format, see ``formats.py``), the same server,
-streaming chat completions with ``ignore_eos`` so replies have exactly the scheduled length, and
-its default client settings otherwise. Optional extras that only some tools have are switched
+Each tool gets the same schedule (in its own file format, see ``formats.py``) and the same server,
+and streams with ``ignore_eos`` so replies have exactly the scheduled length: chat completions,
+except vLLM's ``timed_trace``, which only drives ``/v1/completions``. Client settings are the
+tools' defaults otherwise. Optional extras that only some tools have are switched
 off where a switch exists (server-metrics scraping, GPU telemetry, live UIs), so that client CPU
 is the cost of generating load and recording per-request results.
 """

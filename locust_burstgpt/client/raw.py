@@ -116,8 +116,9 @@ class RawTransport:
         common = dict(size=cfg.pool_size, connection_timeout=cfg.connect_timeout_s,
                       network_timeout=None)
         if tls:
-            self._pool: _PoolMixin = _TLSPool(host, port, host, port,
-                                              insecure=not cfg.verify_tls, **common)
+            self._pool: _PoolMixin = _TLSPool(
+                host, port, host, port, insecure=not cfg.verify_tls,
+                ssl_context_factory=tls_context_factory(cfg.verify_tls), **common)
         else:
             self._pool = _Pool(host, port, host, port, **common)
         self._chat = cfg.endpoint == "chat"
@@ -381,6 +382,29 @@ def _request_id_header(request_id: str) -> bytes:
     if request_id and _REQUEST_ID.match(request_id):
         return b"X-Request-Id: " + request_id.encode("ascii") + b"\r\n"
     return b""
+
+
+def tls_context_factory(verify: bool) -> Any:
+    """gevent's own SSLContext (cooperative handshakes and reads even without monkey patching);
+    certificates and host names verified unless ``verify`` is False."""
+
+    def factory(cafile: str | None = None) -> Any:
+        import ssl
+
+        import gevent.ssl
+
+        ctx = gevent.ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if verify:
+            if cafile:
+                ctx.load_verify_locations(cafile=cafile)
+            else:
+                ctx.load_default_certs()
+        else:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+    return factory
 
 
 def encode_headers(headers: dict[str, str]) -> bytes:

@@ -158,7 +158,10 @@ class ExactHistogram:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (ints, floats, lists) for msgpack/JSON; bins delta-encoded."""
         keys = sorted(self._counts)
-        deltas = [k - p for k, p in zip(keys, [0, *keys[:-1]], strict=True)]
+        deltas, prev = [], 0
+        for k in keys:
+            deltas.append(k - prev)
+            prev = k
         return {
             "res": self.resolution,
             "n": self.count,

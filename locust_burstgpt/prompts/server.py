@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import gevent
 from geventhttpclient import HTTPClient
 
+from locust_burstgpt.client.raw import tls_context_factory
 from locust_burstgpt.prompts.counters import Message, PromptBackendError, content_text
 
 log = logging.getLogger("locust_burstgpt.prompts")
@@ -43,9 +44,10 @@ class JsonHttp:
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         self._headers = headers
+        tls = {"ssl_context_factory": tls_context_factory(verify_tls)} if url.scheme == "https" else {}
         self._http = HTTPClient.from_url(root, concurrency=concurrency,
                                          connection_timeout=min(timeout_s, 10.0),
-                                         network_timeout=timeout_s, insecure=not verify_tls)
+                                         network_timeout=timeout_s, insecure=not verify_tls, **tls)
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         """(status, parsed JSON or None); raises PromptBackendError when there is no answer."""

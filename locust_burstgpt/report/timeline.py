@@ -90,7 +90,16 @@ class Timeline:
         self.users[second] = users
 
     def note_server(self, second: int, values: dict[str, float]) -> None:
-        self.server[second] = values
+        """Server metrics for a second; a second scraped twice (the final scrape) adds its counter
+        deltas and keeps the newer gauges."""
+        from locust_burstgpt.report.server_metrics import COUNTERS
+
+        known = self.server.get(second)
+        if known is None:
+            self.server[second] = dict(values)
+            return
+        for key, value in values.items():
+            known[key] = known.get(key, 0.0) + value if key in COUNTERS else value
 
     def rows(self, upto: int | None = None) -> list[dict[str, Any]]:
         """One dict per second from 0 to the last second seen (or ``upto``)."""

@@ -63,16 +63,19 @@ class RecordingProxy:
         if self._loop is None:
             return
 
-        def shutdown() -> None:
+        async def shutdown() -> None:
             assert self._server is not None
             self._server.close()
-            for task in asyncio.all_tasks(self._loop):
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
                 task.cancel()
-            self._loop.stop()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            asyncio.get_running_loop().stop()
 
-        self._loop.call_soon_threadsafe(shutdown)
+        asyncio.run_coroutine_threadsafe(shutdown(), self._loop)
         if self._thread is not None:
             self._thread.join(10)
+        self._loop.close()
 
     def snapshot(self, path_prefix: str = "/v1/") -> list[SeenRequest]:
         with self._lock:

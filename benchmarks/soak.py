@@ -8,6 +8,7 @@ the growth per 1,000 requests after minute 1, and the size of requests.jsonl for
 
     .venv/bin/python benchmarks/soak.py                   # 10 minutes at 20 requests/s
     .venv/bin/python benchmarks/soak.py --minutes 2 --rate 5
+    .venv/bin/python benchmarks/soak.py --attribute        # also: which lines allocated what grew
 
 It binds and targets 127.0.0.1 only and stops by itself (the shape ends the run with its window).
 """
@@ -29,6 +30,42 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from locust_burstgpt.sim import SimulatorProcess  # noqa: E402
+
+# --attribute: the shipped classes plus tracemalloc snapshots after the first interval and shortly
+# before the window ends; the lines whose live memory grew most are written to a file.
+ATTRIBUTE_LOCUSTFILE = """
+import gc, os, tracemalloc
+import gevent
+from locust import events
+from locust_burstgpt.plugin import BurstGPTShape, BurstGPTUser
+
+class SoakUser(BurstGPTUser):
+    pass
+
+class SoakShape(BurstGPTShape):
+    pass
+
+SKIP = [tracemalloc.Filter(False, "<frozen*"), tracemalloc.Filter(False, tracemalloc.__file__)]
+
+@events.test_start.add_listener
+def _attribute(environment, **_kw):
+    first, last, out = (float(os.environ["SOAK_FIRST_S"]), float(os.environ["SOAK_LAST_S"]),
+                        os.environ["SOAK_ATTRIBUTION"])
+    tracemalloc.start(1)
+
+    def snapshots():
+        gevent.sleep(first)
+        gc.collect()
+        a = tracemalloc.take_snapshot().filter_traces(SKIP)
+        gevent.sleep(last - first)
+        gc.collect()
+        b = tracemalloc.take_snapshot().filter_traces(SKIP)
+        with open(out, "w") as f:
+            for st in b.compare_to(a, "lineno")[:12]:
+                f.write(f"{st.size_diff / 1024:9.1f} KiB {st.count_diff:+8d} objects  {st.traceback}\\n")
+
+    gevent.spawn(snapshots)
+"""
 
 HEADER = "Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
 
@@ -68,6 +105,8 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--rate", type=float, default=20.0, help="requests per second")
     ap.add_argument("--interval", type=float, default=60.0, help="seconds between RSS samples")
+    ap.add_argument("--attribute", action="store_true",
+                    help="trace allocations (slower) and print the lines whose memory grew most")
     args = ap.parse_args()
     seconds = int(args.minutes * 60)
     with tempfile.TemporaryDirectory(prefix="burstgpt-soak-") as tmp_name:
@@ -76,14 +115,20 @@ def main() -> int:
         rows = write_trace(trace, seconds, args.rate)
         report = tmp / "report"
         print(f"soak: {rows} requests over {seconds} s ({args.rate:g}/s), simulator profile fast", flush=True)
+        locustfile = ROOT / "locustfiles" / "burstgpt.py"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if args.attribute:
+            locustfile = tmp / "soak_attribute.py"
+            locustfile.write_text(ATTRIBUTE_LOCUSTFILE)
+            env.update(SOAK_FIRST_S=str(args.interval), SOAK_LAST_S=str(max(args.interval + 1, seconds - 10)),
+                       SOAK_ATTRIBUTION=str(tmp / "attribution.txt"))
         with SimulatorProcess(profile="fast") as sim:
-            cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "burstgpt.py"), "--headless",
+            cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
                    "--only-summary", "--host", sim.base_url, "--burstgpt-trace", str(trace),
                    "--burstgpt-window", f"0+{seconds}s", "--burstgpt-report", str(report),
                    "--burstgpt-server-metrics", "off"]
             log = open(tmp / "locust.log", "w")  # noqa: SIM115 - closed below
-            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
             ps = psutil.Process(proc.pid)
             samples: list[tuple[float, float, int, int]] = []  # (minute, rss MiB, requests, jsonl bytes)
             started = time.monotonic()
@@ -116,6 +161,10 @@ def main() -> int:
             print(f"RSS minute {m0:.1f} -> {m1:.1f}: {r0:.1f} -> {r1:.1f} MiB, ratio {r1 / r0:.3f}; "
                   f"{per_k:+.1f} KiB per 1,000 requests after the first sample "
                   f"(requests.jsonl grew {(b1 - b0) / max(1, n1 - n0) * 1000 / 1024:.1f} KiB per 1,000)")
+        attribution = tmp / "attribution.txt"
+        if attribution.exists():
+            print("memory growth by allocation site, first sample -> 10 s before the end:")
+            print(attribution.read_text(), end="")
         print(f"locust exit code {proc.returncode}")
     return 0
 

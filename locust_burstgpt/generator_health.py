@@ -86,7 +86,12 @@ class ScheduleHealth:
         self._due: dict[int, int] = defaultdict(int)
         self._late: dict[int, int] = defaultdict(int)
         self._worst: dict[int, float] = defaultdict(float)
-        self._blocked: dict[int, float] = defaultdict(float)  # max over processes of loop time lost
+        self._blocked: dict[int, float] = {}  # loop time lost (max over processes), where it matters
+        self._recent: dict[str, dict[int, float]] = defaultdict(dict)  # process -> its last seconds' losses
+        # the seconds currently over a threshold, kept as they change: the checks run every second
+        # and must not walk the whole run
+        self._late_seconds: set[int] = set()
+        self._blocked_seconds: set[int] = set()
 
     def add(self, entry: dict[str, Any]) -> None:
         lateness, due = entry.get("lateness"), entry.get("scheduled_offset_s")
@@ -97,28 +102,38 @@ class ScheduleHealth:
         if lateness > LATE_S:
             self._late[s] += 1
             self._worst[s] = max(self._worst[s], lateness)
+        if self._late.get(s, 0) > LATE_SHARE * self._due[s]:
+            self._late_seconds.add(s)
+        else:
+            self._late_seconds.discard(s)
 
-    def note_lags(self, lags: Any) -> None:
+    def note_lags(self, lags: Any, source: str = "local") -> None:
+        """A probe's ``take()``, from process ``source`` (a second may arrive in two parts)."""
+        recent = self._recent[source]
         for second, lost in lags or ():
             s = int(second)
-            self._blocked[s] = max(self._blocked[s], float(lost))
+            total = recent[s] = recent.get(s, 0.0) + float(lost)
+            if total >= CPU_HINT_SHARE:  # kept sparse: a long healthy run stores nothing here
+                self._blocked[s] = max(self._blocked.get(s, 0.0), total)
+            if total > BLOCKED_SHARE:
+                self._blocked_seconds.add(s)
+            for old in [k for k in recent if k < s - 5]:
+                del recent[old]
 
     def late_streaks(self) -> list[tuple[int, int]]:
         if self.arrival != "trace":
             return []  # saturate mode releases everything at once: lateness is waiting for a user
-        late = [s for s, n in self._due.items() if self._late.get(s, 0) > LATE_SHARE * n]
-        return [r for r in _streaks(late) if r[1] - r[0] + 1 >= SUSTAIN_S]
+        return [r for r in _streaks(list(self._late_seconds)) if r[1] - r[0] + 1 >= SUSTAIN_S]
 
     def blocked_streaks(self) -> list[tuple[int, int]]:
-        blocked = [s for s, v in self._blocked.items() if v > BLOCKED_SHARE]
-        return [r for r in _streaks(blocked) if r[1] - r[0] + 1 >= SUSTAIN_S]
+        return [r for r in _streaks(list(self._blocked_seconds)) if r[1] - r[0] + 1 >= SUSTAIN_S]
 
     def problems(self) -> list[str]:
         """Plain sentences, one per kind of trouble; empty when the generator kept up."""
         late, blocked = self.late_streaks(), self.blocked_streaks()
         out = []
         if blocked:
-            worst = max(self._blocked[s] for a, b in blocked for s in range(a, b + 1))
+            worst = max(self._blocked.get(s, 0.0) for a, b in blocked for s in range(a, b + 1))
             out.append(
                 f"the load generator was saturated (CPU-bound): its event loop lost more than "
                 f"{BLOCKED_SHARE:.0%} of each second for {_span(blocked)} (worst {min(worst, 1.0):.0%}), so "

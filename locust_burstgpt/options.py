@@ -54,7 +54,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("--burstgpt-model-map", "", "Trace model to served model, e.g. ChatGPT=llama-8b,GPT-4=llama-70b; "
                "unmapped models go to the first model the server lists at /v1/models", metavar="MAP"),
     OptionSpec("--burstgpt-tokenizer", "auto", "Prompt token counting: auto, server (/tokenize), fallback "
-               "(calibrated from usage), or local:PATH (tokenizer.json or HF model dir)", metavar="BACKEND"),
+               "(calibrated from usage), simpletok (the embedded simulator's), or local:PATH (tokenizer.json "
+               "or HF model dir)", metavar="BACKEND"),
     OptionSpec("--burstgpt-server-kind", "auto", "How to force exact output lengths: auto (from /v1/models and "
                "/tokenize), vllm (ignore_eos+min_tokens), llamacpp (ignore_eos), openai (max_tokens only)",
                choices=("auto", "vllm", "llamacpp", "sglang", "openai", "sim")),

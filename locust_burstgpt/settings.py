@@ -129,9 +129,9 @@ def settings_from_options(opts: Any) -> ReplaySettings:
     if trace is not None and not os.path.exists(trace):
         raise OptionError(f"--burstgpt-trace: file not found: {trace}")
     tokenizer = (get("burstgpt_tokenizer") or "auto").strip()
-    if tokenizer not in ("auto", "server", "fallback") and not tokenizer.startswith("local:"):
+    if tokenizer not in ("auto", "server", "fallback", "simpletok") and not tokenizer.startswith("local:"):
         raise OptionError(
-            f"--burstgpt-tokenizer: expected auto, server, fallback or local:PATH, got {tokenizer!r}"
+            f"--burstgpt-tokenizer: expected auto, server, fallback, simpletok or local:PATH, got {tokenizer!r}"
         )
     if tokenizer.startswith("local:") and not os.path.exists(tokenizer[len("local:"):]):
         raise OptionError(f"--burstgpt-tokenizer: local tokenizer not found: {tokenizer[len('local:'):]}")

@@ -49,8 +49,8 @@ class ScriptedServer:
     """``with ScriptedServer() as srv: srv.base_url``; counts connections and requests."""
 
     def __init__(self, ssl_context: Any = None) -> None:
-        tls = {"ssl_context": ssl_context} if ssl_context is not None else {}
-        self.server = StreamServer(("127.0.0.1", 0), self._handle, **tls)
+        self.server = StreamServer(("127.0.0.1", 0), self._handle)
+        self.ssl_context = ssl_context
         self.scheme = "https" if ssl_context is not None else "http"
         self.connections = 0
         self.requests = 0
@@ -72,6 +72,12 @@ class ScriptedServer:
     def _handle(self, sock: socket.socket, addr: Any) -> None:
         self.connections += 1
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.ssl_context is not None:
+            try:  # a client refusing our certificate ends the handshake: expected, not an error
+                sock = self.ssl_context.wrap_socket(sock, server_side=True)
+            except OSError:
+                sock.close()
+                return
         buf = b""
         try:
             while True:

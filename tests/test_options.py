@@ -45,7 +45,7 @@ def test_lists_and_maps_are_parsed():
     ("burstgpt_rate_scale", "0", "--burstgpt-rate-scale: expected a number > 0"),
     ("burstgpt_headroom", "0.5", "--burstgpt-headroom: expected a factor >= 1"),
     ("burstgpt_trace", "/nonexistent/trace.csv", "--burstgpt-trace: file not found"),
-    ("burstgpt_tokenizer", "magic", "--burstgpt-tokenizer: expected auto, server, fallback or local:PATH"),
+    ("burstgpt_tokenizer", "magic", "--burstgpt-tokenizer: expected auto, server, fallback, simpletok or local:PATH"),
     ("burstgpt_tokenizer", "local:/nonexistent/tok.json", "local tokenizer not found"),
     ("burstgpt_log_types", "chat", "unknown log type 'chat'"),
     ("burstgpt_model_map", "ChatGPT", "expected TRACE_MODEL=SERVED_MODEL"),

@@ -27,8 +27,8 @@ from tests.conftest import BURSTGPT_1_7DAYS, BURSTGPT_3_400
 
 pytestmark = pytest.mark.llamacpp
 
-SINGLE_CAP = 96
-MULTI_CAP = 192
+SINGLE_CAP = 64
+MULTI_CAP = 160
 RESPONSE_CAP = 4
 MODEL = "smollm2"
 

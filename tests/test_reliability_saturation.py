@@ -83,3 +83,17 @@ def test_health_needs_sustained_trouble():
     for s in range(4):
         h3.add({"scheduled_offset_s": s, "lateness": 3.0})
     assert h3.problems() == []
+
+
+def test_loop_lag_of_a_second_shipped_in_two_parts_adds_up():
+    """Workers ship every second at their own phase: one second's loss may come in two messages."""
+    h = ScheduleHealth("trace")
+    h.note_lags([[3, 0.2]], "worker-a")
+    h.note_lags([[3, 0.2], [4, 0.5], [5, 0.2]], "worker-a")
+    h.note_lags([[5, 0.2]], "worker-a")
+    assert h.blocked_streaks() == [(3, 5)]
+    # two processes each losing 20 % of a second is not one process losing 40 %
+    h2 = ScheduleHealth("trace")
+    for worker in ("worker-a", "worker-b"):
+        h2.note_lags([[s, 0.2] for s in range(3, 8)], worker)
+    assert h2.blocked_streaks() == [] and h2.problems() == []

@@ -73,6 +73,7 @@ def run_tool(tool: Tool, server: Server, schedule: Schedule, workdir: Path, time
              log=print, pass_index: int = 0) -> RunResult:
     """Run ``tool`` once against ``server`` and measure it; failures are recorded, not raised."""
     workdir.mkdir(parents=True, exist_ok=True)
+    shown = "/".join(workdir.parts[-3:])   # <server>/pass<n>/<tool> under the run's directory
     tool.write_inputs(schedule, workdir)
     cmd = tool.command(server, workdir, len(schedule))
     result = RunResult(server.kind, tool.name, tool.label, tool.version, cmd, pass_index)
@@ -89,10 +90,10 @@ def run_tool(tool: Tool, server: Server, schedule: Schedule, workdir: Path, time
         result.background_cores = max(0.0, other) / max(usage.wall_s, 1e-9)
         result.server_tokens = generated_tokens(server) - before
         if usage.timed_out:
-            result.error = f"timed out after {timeout_s:.0f} s (log: {workdir / 'tool.log'})"
+            result.error = f"timed out after {timeout_s:.0f} s (log: {shown}/tool.log)"
             return result
         if usage.returncode != 0:
-            result.error = f"exit code {usage.returncode} (log: {workdir / 'tool.log'})"
+            result.error = f"exit code {usage.returncode} (log: {shown}/tool.log)"
         parsed = tool.parse(workdir)
         result.parsed = parsed
         result.notes += parsed.notes

@@ -47,9 +47,10 @@ def pass_table(runs: Sequence[RunResult]) -> str:
             "|---|---|---|---|---|---|"]
     for r in runs:
         f = r.fidelity
-        rows.append(f"| {r.pass_index + 1} | {r.label} | {_num(f.mae_per_s if f else None, '{:.3f}')} "
+        label = r.label + (f" (failed: {r.error})" if r.error else "")
+        rows.append(f"| {r.pass_index + 1} | {label} | {_num(f.mae_per_s if f else None, '{:.3f}')} "
                     f"| {_num(f.lag_p99_ms if f else None, '{:.1f}')} | {_num(r.cpu_per_1k(True), '{:.3f}')} "
-                    f"| {_num(r.background_cores)} |" + (f" failed: {r.error}" if r.error else ""))
+                    f"| {_num(r.background_cores)} |")
     return "\n".join(rows)
 
 

@@ -294,7 +294,7 @@ def _on_worker_entries(environment: Any, msg: Any, **_kw: Any) -> None:
         return
     ctl.live_worker_ledgers[msg.node_id] = Ledger.from_dict(msg.data["ledger"])
     if ctl.health is not None:
-        ctl.health.note_lags(msg.data.get("loop_lag"))
+        ctl.health.note_lags(msg.data.get("loop_lag"), msg.node_id)
     if ctl.report is None:
         return
     for entry in msg.data["entries"]:

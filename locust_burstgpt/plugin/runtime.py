@@ -16,7 +16,6 @@ import gevent
 
 from locust_burstgpt.client import ClientConfig, Outcome, RequestRecord, make_client
 from locust_burstgpt.ledger import Ledger
-from locust_burstgpt.metrics import MetricsStore
 from locust_burstgpt.plugin.replay import ConversationState, ReplayEngine
 from locust_burstgpt.plugin.server_info import ServerInfo
 from locust_burstgpt.prompts import PromptConfig, make_prompt_builder, output_controls
@@ -63,7 +62,6 @@ class ReplayRuntime:
         self.base_url = base_url.rstrip("/")
         self.epoch_wall = epoch_wall
         self.run_id = uuid.uuid4().hex[:8]
-        self.metrics = MetricsStore()
         self.ledger = Ledger()
         self.listeners: list[RecordListener] = []
         self.request_hook: Callable[[dict], dict] | None = getattr(user_class, "prepare_request", None)
@@ -209,7 +207,6 @@ class ReplayRuntime:
         if earlier:
             record.extra["retries"] = [attempt_summary(r) for r in earlier]
         self.ledger.outcomes[record.outcome.value] += 1
-        self.metrics.record(state.label, record, recorded_elapsed_s=turn.elapsed_s)
         if record.outcome != Outcome.CANCELLED:
             self._fire_locust(state.label, record)
         for listener in self.listeners:

@@ -136,7 +136,7 @@ def section(server: str, schedule: Schedule, runs: Sequence[RunResult], took_s: 
              "medians, with the range over passes in brackets"
              + (f"; this part took {took_s / 60:.1f} min." if took_s is not None else "."), "",
              tool_table(summaries, schedule), "", "Ours against the best peer:", "", ratio_table(summaries), ""]
-    lines += [f"- {v}" for v in verdicts(summaries)]
+    lines += [f"  - {v.strip()}" if v.startswith("  ") else f"- {v}" for v in verdicts(summaries)]
     notes = [f"- {s.label}: {n}" for s in summaries for n in s.notes()]
     if notes:
         lines += ["", *notes]

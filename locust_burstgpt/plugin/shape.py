@@ -1,8 +1,9 @@
 """BurstGPTShape: Locust's user count follows the trace's per-second concurrency curve.
 
-Each tick (Locust ticks once a second) sets users = ceil(c(t) x headroom), where t is seconds since
-the replay's start (the same clock the dispatchers release conversations on), and ends the test when
-the window ends or ``--run-time`` is reached, whichever is first. Locust does not apply ``--run-time``
+Each tick (Locust ticks once a second) sets users = ceil(c x headroom), where c is the largest
+concurrency of the seconds from now until just after the next tick, on the replay's clock (the one
+the dispatchers release conversations on). It ends the test when the window ends or
+``--run-time`` is reached, whichever is first. Locust does not apply ``--run-time``
 to shapes, so the shape does.
 """
 
@@ -14,6 +15,8 @@ import time
 from locust import LoadTestShape
 
 from locust_burstgpt.plugin import controller
+
+LOOKAHEAD_S = 1.5  # one tick period plus Locust's tick jitter and ramp time
 
 
 class BurstGPTShape(LoadTestShape):
@@ -30,10 +33,17 @@ class BurstGPTShape(LoadTestShape):
         workload = ctl.workload
         if workload is None:
             return 0
+        curve = workload.curves.concurrency
         if ctl.settings.arrival == "saturate":
-            c = int(workload.curves.concurrency.max()) if len(workload.curves.concurrency) else 0
+            c = int(curve.max()) if len(curve) else 0
         else:
-            c, _, _ = workload.curves.at(max(t, 0.0))
+            # Locust's ticks are not aligned with the replay clock and come about a second apart, so
+            # size for every second until after the next tick: a conversation due just after this
+            # tick must find a user, not wait up to a second for the next one.
+            first = int(math.floor(max(t, 0.0)))
+            last = int(math.floor(max(t, 0.0) + LOOKAHEAD_S))
+            window = curve[first: last + 1]
+            c = int(window.max()) if len(window) else 0
         return int(math.ceil(c * ctl.settings.headroom))
 
     def tick(self) -> tuple[int, float] | None:

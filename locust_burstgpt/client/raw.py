@@ -218,8 +218,9 @@ class RawTransport:
             self._read_error(resp, record, dl, st)
             return
         ctype = resp.get("content-type")
-        if isinstance(ctype, str) and ctype.lower().startswith("application/json"):
-            self._read_error(resp, record, dl, st)  # the server ignored "stream": true
+        if isinstance(ctype, str) and ctype and not ctype.lower().startswith("text/event-stream"):
+            # not a stream: the server ignored "stream": true (JSON), or a gateway answered (HTML)
+            self._read_error(resp, record, dl, st)
             record.outcome = Outcome.PROTOCOL_ERROR
             record.error = f"expected an event stream, got {ctype}: {record.error}"
             return

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from locust_burstgpt.sim import SimulatorProcess
 from tests.servers.managed import ManagedServer, llamacpp_server, vllm_paths
 from tests.servers.managed import vllm_server as make_vllm_server
+from tests.servers.recording_proxy import RecordingProxy
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "locust_burstgpt" / "data"
@@ -56,6 +58,18 @@ def smollm2_tokenizer_json() -> Path:
     if not path.is_file():
         raise RuntimeError(f"{path} missing: rerun `bash tests/servers/install_vllm.sh`")
     return path
+
+
+@pytest.fixture(scope="module")
+def sim_proxy():
+    """The simulator's fast profile behind a recording proxy that logs every request it is sent."""
+    with SimulatorProcess(profile="fast") as sim:
+        host, port = sim.base_url.rsplit("//", 1)[1].split(":")
+        proxy = RecordingProxy(host, int(port)).start()
+        try:
+            yield proxy
+        finally:
+            proxy.stop()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

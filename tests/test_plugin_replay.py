@@ -7,25 +7,12 @@ from collections import defaultdict
 
 import pytest
 
-from locust_burstgpt.sim import SimulatorProcess
 from tests.plugin_runs import LocustRun, percentile, run_locust
-from tests.servers.recording_proxy import RecordingProxy
 
 # The whole 400-row slice (11.5 h) replayed 5000x faster: ~8 s, ~50 requests/s in bursts. The window
 # runs 5.7 s (scaled) past the last row, so every conversation ends before the window does.
 WINDOW = "19440110+70000s"
 SPEEDUP = "5000"
-
-
-@pytest.fixture(scope="module")
-def sim_proxy():
-    with SimulatorProcess(profile="fast") as sim:
-        host, port = sim.base_url.rsplit("//", 1)[1].split(":")
-        proxy = RecordingProxy(host, int(port)).start()
-        try:
-            yield proxy
-        finally:
-            proxy.stop()
 
 
 @pytest.fixture(scope="module")

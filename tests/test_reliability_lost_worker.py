@@ -7,17 +7,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
-import pytest
-
-from locust_burstgpt.sim import SimulatorProcess
 from tests.plugin_runs import INSTRUMENTED, ROOT
+from tests.servers.managed import free_port
 from tests.servers.recording_proxy import RecordingProxy
 
 HEADER = "Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
@@ -36,23 +33,6 @@ def _trace(path: Path) -> Path:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def sim_proxy():
-    with SimulatorProcess(profile="fast") as sim:
-        host, port = sim.base_url.rsplit("//", 1)[1].split(":")
-        proxy = RecordingProxy(host, int(port)).start()
-        try:
-            yield proxy
-        finally:
-            proxy.stop()
-
-
 def _wait_for(condition, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -64,7 +44,7 @@ def _wait_for(condition, timeout: float, what: str) -> None:
 def _run_with_a_kill(tmp: Path, proxy: RecordingProxy, *extra: str) -> dict:
     trace = _trace(tmp / "trace.csv")
     report = tmp / "report"
-    port = _free_port()
+    port = free_port()
     common = ["-f", str(INSTRUMENTED), "--burstgpt-trace", str(trace), "--burstgpt-window", f"1000+{WINDOW_S}s",
               "--burstgpt-headroom", "3", "--loglevel", "INFO", *extra]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "BURSTGPT_TEST_DUMP": str(tmp / "dump")}

@@ -126,7 +126,13 @@ class ReplayResult:
         return [float(r[name]) for r in self.timeline if r.get(name) not in (None, "")]
 
     def log_tail(self, n: int = 3000) -> str:
-        return self.run.output[-n:]
+        """The run's errors, warnings and trust verdict (wherever they were logged), then its last lines."""
+        notable = [line for line in self.run.output.splitlines()
+                   if any(k in line.lower() for k in ("/error/", "/warning/", "not sent:", "untrustworthy",
+                                                      "saturated", "schedule was not kept"))]
+        problems = self.summary.get("verdict", {}).get("trust_problems") if self.summary else None
+        head = "\n".join(notable[:40])
+        return f"trust problems: {problems}\n{head}\n...\n{self.run.output[-n:]}"
 
 
 def run_replay(base_url: str, case: ReplayCase, tmp: Path, report_dir: Path) -> ReplayResult:

@@ -219,3 +219,22 @@ def test_retry_option_resends_429_and_503_after_retry_after(sim, tmp_path):
     assert rec["retries"] == 3 and rec["sent"] == 12  # attempts are not requests of their own
     assert rec["outcomes"] == {"ok": 10, "http_error": 2}
     assert "Retries: 3 extra attempts" in run.output
+
+
+def test_turn_whose_prompt_cannot_be_built_is_not_sent_with_the_reason(sim, tmp_path):
+    """Prompts sized by the server's /tokenize: turns due while the server refuses connections cannot
+    be built, so they are booked once as not sent (prompt_failed) and their entries say why."""
+    (tmp_path / "trace.csv").write_text(HEADER + "".join(_api_rows(24, 0.25)))
+    report = tmp_path / "report"
+    with MisbehavingServer(sim.base_url, {"row-8": "down:1.5"}) as server:
+        run = run_locust(tmp_path, server.base_url, "--burstgpt-trace", str(tmp_path / "trace.csv"),
+                         "--burstgpt-window", "100+8s", "--burstgpt-tokenizer", "server",
+                         "--burstgpt-report", str(report))
+    ledger = run.ledger()
+    assert ledger["scheduled"] == 24 == ledger["sent"] + sum(ledger["not_sent"].values()), ledger
+    assert ledger["not_sent"].get("prompt_failed", 0) >= 2, (ledger, run.output[-3000:])
+    failed = [x for x in _lines(report) if x.get("not_sent_reason") == "prompt_failed"]
+    assert len(failed) == ledger["not_sent"]["prompt_failed"]
+    for x in failed:
+        assert x["outcome"] == "not_sent" and "/tokenize" in x["error"] and "refused" in x["error"], x
+    assert "not sent" in run.output and "prompt_failed" in run.output

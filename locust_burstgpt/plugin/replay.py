@@ -83,7 +83,7 @@ class ReplayEngine:
         self.epoch = epoch  # perf_counter time of trace offset 0
         self.arrival = arrival
         self.send_turn = send_turn
-        # on_not_sent(conversation, label, first_unsent_turn, due_of_that_turn_or_None, reason[, end])
+        # on_not_sent(conversation, label, first_unsent_turn, due_of_that_turn_or_None, reason[, end][, error=])
         self.on_not_sent = on_not_sent
         self.ledger = ledger or Ledger()
         self.queue: PriorityQueue = PriorityQueue()
@@ -195,7 +195,7 @@ class ReplayEngine:
                 self.ledger.not_sent["prompt_failed"] += 1
                 if self.on_not_sent is not None:
                     self.on_not_sent(conv, state.label, turn.index, state.next_due - self.epoch,
-                                     "prompt_failed", turn.index + 1)
+                                     "prompt_failed", turn.index + 1, error=f"{type(e).__name__}: {e}")
                 state.next_due = time.perf_counter()
                 continue
             done = record.last_byte_at or time.perf_counter()

@@ -37,11 +37,13 @@ def connect_runtime(runtime: Any, sink: Any) -> None:
         sink(entry)
 
     def on_not_sent(conv: Any, label: str, first: int, due: float | None, reason: str,
-                    end: int | None = None) -> None:
+                    end: int | None = None, error: str | None = None) -> None:
         for k in range(first, len(conv.turns) if end is None else end):
             rid = f"{runtime.run_id}-{conv.id}-{k}"
-            sink(not_sent_entry(turn_meta(conv, conv.turns[k], label, rid), reason,
-                                due if k == first else None))
+            entry = not_sent_entry(turn_meta(conv, conv.turns[k], label, rid), reason, due if k == first else None)
+            if error is not None:  # why the prompt could not be built, for the report's reader
+                entry["error"] = error
+            sink(entry)
 
     runtime.listeners.append(on_record)
     runtime.engine.on_not_sent = on_not_sent

@@ -23,8 +23,10 @@ class SimpletokCounter:
     has_template = True
 
     def __init__(self, cache_size: int = 8192) -> None:
-        # history messages are counted again every turn; remember the long ones
-        self._cache: OrderedDict[str, int] = OrderedDict()
+        # History messages are counted again every turn; remember the long ones. Keyed by the text's
+        # hash and length, not the text: a key costs a few dozen bytes whatever the text's size, and
+        # ended conversations' texts are not kept alive (a str caches its hash, so a hit is O(1)).
+        self._cache: OrderedDict[tuple[int, int], int] = OrderedDict()
         self._cache_size = cache_size
 
     def count_texts(self, texts: Sequence[str]) -> list[int]:
@@ -39,13 +41,14 @@ class SimpletokCounter:
     def _count(self, text: str) -> int:
         if len(text) < 256:
             return simpletok.count(text)
-        n = self._cache.get(text)
+        key = (hash(text), len(text))
+        n = self._cache.get(key)
         if n is None:
-            n = self._cache[text] = simpletok.count(text)
+            n = self._cache[key] = simpletok.count(text)
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         else:
-            self._cache.move_to_end(text)
+            self._cache.move_to_end(key)
         return n
 
     def count_completion(self, prompt: str) -> int:

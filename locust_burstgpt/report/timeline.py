@@ -7,10 +7,10 @@ Seconds are counted from the replay's start (trace offset 0).
 
 from __future__ import annotations
 
+import bisect
 import csv
 import math
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +20,91 @@ OUTCOMES = ("ok", "http_error", "timeout_before_first_token", "timeout_mid_strea
             "stream_cut", "protocol_error", "cancelled")
 
 
-@dataclass
+# A second's TTFT/TPOT lists become two final percentiles once requests have ended this much later:
+# those values are placed at a request's end, and its entry reaches the report within a few seconds
+# (the local queue, or a worker's next batch), so later additions do not happen in practice. Counted
+# if they do (``Timeline.stale_values``) and reported; the run's own metrics always hold every value.
+HORIZON_S = 30
+TAIL_SPARE = 8  # lateness values kept beyond the p99's rank, for requests of that second still running
+
+
+class _Tail:
+    """The largest lateness values of a finished second: enough to give its exact p99 later.
+
+    Why: lateness is placed at the send second but known only when the request ends, possibly
+    minutes later, so a second's lateness keeps growing after its other figures are final. The p99
+    (inverted CDF) of ``n`` values is the ``n - ceil(0.99 n)``-th largest, so only about 1 % of the
+    values (plus ``TAIL_SPARE``, and twice the share for later growth) need to be kept.
+    """
+
+    __slots__ = ("n", "top", "floor")
+
+    def __init__(self, values: list[float]) -> None:
+        self.n = 0
+        self.top: list[float] = []  # the largest values seen, largest first
+        self.floor = -math.inf  # the largest value dropped: every kept value is above it
+        for v in sorted(values, reverse=True):
+            self.add(v)
+
+    def add(self, value: float) -> None:
+        self.n += 1
+        if value <= self.floor:
+            return
+        bisect.insort(self.top, value, key=lambda v: -v)
+        keep = 2 * (self.n // 100) + TAIL_SPARE
+        if len(self.top) > keep:
+            self.floor = max(self.floor, self.top[keep])
+            del self.top[keep:]
+
+    def p99(self) -> float | None:
+        if self.n == 0:
+            return None
+        rank = self.n - 1 - _inverted_cdf_index(self.n, 0.99)  # position counted from the largest
+        # past the kept values only after over 1 % of a second's requests arrived later than the
+        # others; the largest value dropped is then an upper bound
+        return self.top[rank] if rank < len(self.top) else self.floor
+
+
+def _inverted_cdf_index(n: int, q: float) -> int:
+    """0-based index of numpy's ``inverted_cdf`` percentile in ``n`` sorted values."""
+    qn = q * n
+    j = math.floor(qn)
+    return j if qn - j > 0 else max(j - 1, 0)
+
+
 class _Second:
-    scheduled: int = 0
-    sent: int = 0
-    completed: int = 0
-    not_sent: int = 0
-    outcomes: Counter = field(default_factory=Counter)
-    output_tokens: int = 0
-    ttft: list[float] = field(default_factory=list)
-    tpot: list[float] = field(default_factory=list)
-    lateness: list[float] = field(default_factory=list)
-    # started/ended intervals give requests in flight
-    starts: int = 0
-    ends: int = 0
+    """One second's counts; its TTFT/TPOT/lateness lists are compacted once the second is final."""
+
+    __slots__ = ("scheduled", "sent", "completed", "not_sent", "outcomes", "output_tokens", "ttft", "tpot",
+                 "lateness", "starts", "ends", "final")
+
+    def __init__(self) -> None:
+        self.scheduled = self.sent = self.completed = self.not_sent = 0
+        self.outcomes: dict[str, int] = {}
+        self.output_tokens = 0
+        self.ttft: list[float] = []
+        self.tpot: list[float] = []
+        self.lateness: list[float] | _Tail = []
+        # started/ended intervals give requests in flight
+        self.starts = self.ends = 0
+        self.final: tuple[float | None, float | None, float | None, float | None] | None = None
+
+    def compact(self) -> None:
+        self.final = (_pct(self.ttft, 50), _pct(self.ttft, 99), _pct(self.tpot, 50), _pct(self.tpot, 99))
+        self.ttft = self.tpot = _NONE
+        if isinstance(self.lateness, list):
+            self.lateness = _Tail(self.lateness)
+
+    def percentiles(self) -> tuple[float | None, ...]:
+        if self.final is not None:
+            ttft_tpot = self.final
+        else:
+            ttft_tpot = (_pct(self.ttft, 50), _pct(self.ttft, 99), _pct(self.tpot, 50), _pct(self.tpot, 99))
+        late = self.lateness.p99() if isinstance(self.lateness, _Tail) else _pct(self.lateness, 99)
+        return (*ttft_tpot, late)
+
+
+_NONE: list[float] = []  # shared by compacted seconds; never appended to
 
 
 def _sec(t: float | None, epoch: float) -> int | None:
@@ -49,12 +120,18 @@ def _pct(values: list[float], q: float) -> float | None:
 
 
 class Timeline:
+    """Per-second counts and percentiles; memory grows with the run's seconds, not its requests."""
+
     def __init__(self, epoch_wall: float) -> None:
         self.epoch = epoch_wall
         self._s: dict[int, _Second] = defaultdict(_Second)
+        self._open: set[int] = set()  # seconds whose TTFT/TPOT lists are not compacted yet
+        self._newest_end = -math.inf
+        self.stale_values = 0  # TTFT/TPOT values that arrived after their second was final
         self.targets: dict[int, int] = {}
         self.users: dict[int, int] = {}
-        self.server: dict[int, dict[str, float]] = {}
+        self._server_keys: list[str] = []  # column order of the server values below
+        self._server: dict[int, list[float | None]] = {}
 
     def add(self, entry: dict[str, Any]) -> None:
         """Count one request entry (see ``entries.py``)."""
@@ -71,19 +148,39 @@ class Timeline:
             s = self._s[sent]
             s.sent += 1
             s.starts += 1
-            if entry.get("lateness") is not None:
-                s.lateness.append(entry["lateness"])
+            lateness = entry.get("lateness")
+            if lateness is not None:
+                if isinstance(s.lateness, _Tail):
+                    s.lateness.add(lateness)
+                else:
+                    s.lateness.append(lateness)
+                    self._open.add(sent)
         done = end if end is not None else sent
         if done is not None:
             s = self._s[done]
             s.completed += 1
             s.ends += 1
-            s.outcomes[entry.get("outcome") or "unknown"] += 1
+            outcome = entry.get("outcome") or "unknown"
+            s.outcomes[outcome] = s.outcomes.get(outcome, 0) + 1
             s.output_tokens += int(entry.get("completion_tokens") or 0)
-            if entry.get("ttft") is not None and entry.get("outcome") == "ok":
-                s.ttft.append(entry["ttft"])
-            if entry.get("tpot") is not None and entry.get("outcome") == "ok":
-                s.tpot.append(entry["tpot"])
+            if outcome == "ok":
+                for value, values in ((entry.get("ttft"), s.ttft), (entry.get("tpot"), s.tpot)):
+                    if value is None:
+                        continue
+                    if s.final is not None:
+                        self.stale_values += 1
+                    else:
+                        values.append(value)
+            if s.final is None:
+                self._open.add(done)
+            if done > self._newest_end:
+                self._newest_end = done
+                self._compact_before(done - HORIZON_S)
+
+    def _compact_before(self, second: float) -> None:
+        for sec in [k for k in self._open if k < second]:
+            self._open.discard(sec)
+            self._s[sec].compact()
 
     def note_target(self, second: int, target: int, users: int) -> None:
         self.targets[second] = target
@@ -94,25 +191,38 @@ class Timeline:
         deltas and keeps the newer gauges."""
         from locust_burstgpt.report.server_metrics import COUNTERS
 
-        known = self.server.get(second)
+        keys = self._server_keys
+        for key in values:
+            if key not in keys:
+                keys.append(key)
+        known = self._server.get(second)
         if known is None:
-            self.server[second] = dict(values)
-            return
+            known = self._server[second] = []
+        known.extend([None] * (len(keys) - len(known)))
         for key, value in values.items():
-            known[key] = known.get(key, 0.0) + value if key in COUNTERS else value
+            i = keys.index(key)
+            old = known[i]
+            known[i] = old + value if key in COUNTERS and old is not None else value
+
+    def server_values(self, second: int) -> dict[str, float]:
+        """The server metrics noted for ``second`` (empty if none)."""
+        known = self._server.get(second) or []
+        return {k: v for k, v in zip(self._server_keys, known, strict=False) if v is not None}
 
     def rows(self, upto: int | None = None) -> list[dict[str, Any]]:
         """One dict per second from 0 to the last second seen (or ``upto``)."""
-        keys = set(self._s) | set(self.targets) | set(self.server)
+        keys = set(self._s) | set(self.targets) | set(self._server)
         if not keys:
             return []
         last = max(keys) if upto is None else upto
-        server_keys = sorted({k for v in self.server.values() for k in v})
+        server_keys = sorted(self._server_keys)
         rows = []
         in_flight = 0
+        empty = _Second()
         for sec in range(min(0, min(keys)), last + 1):
-            s = self._s.get(sec, _Second())
+            s = self._s.get(sec, empty)
             in_flight += s.starts - s.ends
+            ttft50, ttft99, tpot50, tpot99, late99 = s.percentiles()
             row: dict[str, Any] = {
                 "second": sec,
                 "target_users": self.targets.get(sec),
@@ -124,12 +234,13 @@ class Timeline:
                 "completed": s.completed,
                 **{f"outcome_{o}": s.outcomes.get(o, 0) for o in OUTCOMES},
                 "output_tokens": s.output_tokens,
-                "ttft_p50_s": _pct(s.ttft, 50), "ttft_p99_s": _pct(s.ttft, 99),
-                "tpot_p50_s": _pct(s.tpot, 50), "tpot_p99_s": _pct(s.tpot, 99),
-                "lateness_p99_s": _pct(s.lateness, 99),
+                "ttft_p50_s": ttft50, "ttft_p99_s": ttft99,
+                "tpot_p50_s": tpot50, "tpot_p99_s": tpot99,
+                "lateness_p99_s": late99,
             }
+            server = self.server_values(sec)
             for k in server_keys:
-                row[f"server_{k}"] = self.server.get(sec, {}).get(k)
+                row[f"server_{k}"] = server.get(k)
             rows.append(row)
         return rows
 

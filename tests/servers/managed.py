@@ -16,6 +16,12 @@ from typing import IO
 CACHE = Path(os.environ.get("BURSTGPT_CACHE") or Path.home() / ".cache" / "locust-burstgpt")
 
 
+# The servers share this machine's cores with the load generator (vLLM's engine core even spins on
+# the core it leaves free). Run them at a lower priority so the generator never waits for a CPU the
+# server holds: its send times and clocks must describe the server, not the contention.
+BELOW_GENERATOR = ["nice", "-n", "10"]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -132,7 +138,7 @@ def llamacpp_server(log_dir: Path, parallel: int = 8, ctx: int = 16384) -> Manag
         "-c", str(ctx), "-np", str(parallel), "-kvu", "-t", "1", "--no-webui", "--metrics",
         "-a", "smollm2",
     ]
-    return ManagedServer("llama-server", cmd, port, log_dir / f"llama-server-{port}.log")
+    return ManagedServer("llama-server", [*BELOW_GENERATOR, *cmd], port, log_dir / f"llama-server-{port}.log")
 
 
 def vllm_paths() -> dict[str, str]:
@@ -163,4 +169,4 @@ def vllm_server(log_dir: Path, max_model_len: int = 4096, kv_cache_gib: int = 1)
         "VLLM_NO_USAGE_STATS": "1",  # no usage reports leave the machine
         "DO_NOT_TRACK": "1",
     }
-    return ManagedServer("vllm", cmd, port, log_dir / f"vllm-{port}.log", env=env)
+    return ManagedServer("vllm", [*BELOW_GENERATOR, *cmd], port, log_dir / f"vllm-{port}.log", env=env)

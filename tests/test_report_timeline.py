@@ -1,0 +1,111 @@
+"""The per-second timeline: its figures equal numpy's on the raw values, however late entries arrive,
+and what it keeps grows with the run's seconds, not with its requests."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from locust_burstgpt.report import timeline as tl
+from locust_burstgpt.report.timeline import HORIZON_S, Timeline, _Tail
+
+EPOCH = 1_000_000.0
+
+
+def _entry(rng: random.Random, sent: float, e2e: float, outcome: str = "ok") -> dict:
+    return {"scheduled_offset_s": sent - 0.001, "sent_at": EPOCH + sent, "last_byte_at": EPOCH + sent + e2e,
+            "outcome": outcome, "lateness": rng.expovariate(1 / 0.002), "ttft": rng.uniform(0.05, 2.0),
+            "tpot": rng.uniform(0.01, 0.1), "completion_tokens": rng.randint(1, 500)}
+
+
+def _expected(entries: list[dict], second: int) -> dict:
+    """Numpy on the raw values of one second, as the timeline defines them."""
+    def pct(values: list[float], q: float) -> float | None:
+        return float(np.percentile(values, q, method="inverted_cdf")) if values else None
+
+    ended = [e for e in entries if int(e["last_byte_at"] - EPOCH) == second and e["outcome"] == "ok"]
+    sent = [e for e in entries if int(e["sent_at"] - EPOCH) == second]
+    return {"ttft_p50_s": pct([e["ttft"] for e in ended], 50), "ttft_p99_s": pct([e["ttft"] for e in ended], 99),
+            "tpot_p50_s": pct([e["tpot"] for e in ended], 50), "tpot_p99_s": pct([e["tpot"] for e in ended], 99),
+            "lateness_p99_s": pct([e["lateness"] for e in sent], 99), "sent": len(sent)}
+
+
+def _run(entries: list[dict]) -> Timeline:
+    t = Timeline(EPOCH)
+    for e in sorted(entries, key=lambda e: e["last_byte_at"]):  # entries reach the report as requests end
+        t.add(e)
+    return t
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_figures_equal_numpy_with_long_requests_ending_after_their_second_is_final(seed):
+    rng = random.Random(seed)
+    entries = []
+    for i in range(6000):  # 40 req/s for 150 s; one request in ten runs 40-120 s, past the horizon
+        sent = i / 40 + rng.uniform(0, 0.02)
+        e2e = rng.uniform(40, 120) if rng.random() < 0.1 else rng.uniform(0.1, 5)
+        entries.append(_entry(rng, sent, e2e, "ok" if rng.random() < 0.95 else "http_error"))
+    t = _run(entries)
+    rows = {r["second"]: r for r in t.rows()}
+    assert t.stale_values == 0
+    assert len(rows) > 200
+    for second in rows:
+        want = _expected(entries, second)
+        got = rows[second]
+        for key, value in want.items():
+            assert got[key] == value, (second, key, got[key], value)
+
+
+def test_what_it_keeps_grows_with_seconds_not_with_requests():
+    rng = random.Random(1)
+
+    def kept(rate: int) -> int:
+        t = Timeline(EPOCH)
+        for i in range(600 * rate):  # ten minutes
+            sent = i / rate
+            t.add(_entry(rng, sent, rng.uniform(0.1, 3)))
+        seconds = list(t._s.values())
+        lists = sum(len(s.ttft) + len(s.tpot) for s in seconds)
+        tails = sum(len(s.lateness.top) if isinstance(s.lateness, _Tail) else len(s.lateness) for s in seconds)
+        return lists + tails
+
+    low, high = kept(10), kept(100)
+    # lists only for the last HORIZON_S seconds; at most ~2 % of each older second's lateness values
+    assert low <= 3 * 10 * (HORIZON_S + 5) + 600 * tl.TAIL_SPARE
+    assert high <= 3 * 100 * (HORIZON_S + 5) + 600 * (tl.TAIL_SPARE + 2)
+    assert high < 3 * low, (low, high)  # 10x the requests, far less than 10x the values kept
+
+
+def test_tail_gives_the_exact_p99_as_values_keep_arriving():
+    rng = random.Random(7)
+    values = [rng.lognormvariate(0, 1) for _ in range(300)]
+    tail = _Tail(values[:150])
+    for i in range(150, 300):
+        tail.add(values[i])
+        assert tail.p99() == float(np.percentile(values[: i + 1], 99, method="inverted_cdf"))
+    assert len(tail.top) <= 2 * 3 + tl.TAIL_SPARE
+
+
+def test_a_ttft_arriving_after_its_second_was_final_is_counted_as_stale():
+    rng = random.Random(3)
+    t = Timeline(EPOCH)
+    t.add(_entry(rng, 1.0, 0.5))
+    t.add(_entry(rng, HORIZON_S + 10.0, 0.5))  # second 1 is now final
+    late = _entry(rng, 1.2, 0.3)  # ended in second 1, reached the report too late
+    t.add(late)
+    assert t.stale_values == 2  # its TTFT and its TPOT
+    row = t.rows()[1]
+    assert row["completed"] == 2 and row["sent"] == 2  # counts still exact
+
+
+def test_server_values_add_counter_deltas_and_keep_newer_gauges():
+    t = Timeline(EPOCH)
+    t.note_server(3, {"prompt_tokens": 100.0, "running": 4.0})
+    t.note_server(3, {"prompt_tokens": 20.0, "running": 2.0, "waiting": 1.0})
+    t.note_server(4, {"waiting": 0.0})
+    rows = t.rows()
+    assert rows[3]["server_prompt_tokens"] == 120.0 and rows[3]["server_running"] == 2.0
+    assert rows[3]["server_waiting"] == 1.0 and rows[4]["server_waiting"] == 0.0
+    assert rows[4]["server_prompt_tokens"] is None

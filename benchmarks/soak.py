@@ -158,9 +158,12 @@ def main() -> int:
         if len(samples) >= 2:
             (m0, r0, n0, b0), (m1, r1, n1, b1) = samples[0], samples[-1]
             per_k = (r1 - r0) / max(1, n1 - n0) * 1000 * 1024
+            per_min = (r1 - r0) * 1024 / max(1e-9, m1 - m0)
             print(f"RSS minute {m0:.1f} -> {m1:.1f}: {r0:.1f} -> {r1:.1f} MiB, ratio {r1 / r0:.3f}; "
-                  f"{per_k:+.1f} KiB per 1,000 requests after the first sample "
+                  f"{per_min:+.0f} KiB per minute, {per_k:+.1f} KiB per 1,000 requests after the first sample "
                   f"(requests.jsonl grew {(b1 - b0) / max(1, n1 - n0) * 1000 / 1024:.1f} KiB per 1,000)")
+            print("growth that stays the same per minute at another --rate is per-second bookkeeping "
+                  "(timeline rows, Locust's per-second counters), not per-request")
         attribution = tmp / "attribution.txt"
         if attribution.exists():
             print("memory growth by allocation site, first sample -> 10 s before the end:")

@@ -102,3 +102,19 @@ def test_locust_rounding_would_fail_this() -> None:
     h.add_many([0.00031, 0.00042, 0.00044, 0.00058, 0.00069])
     assert h.percentile(50) == pytest.approx(0.00044, abs=0.5e-4)
     assert h.percentile(100) == 0.00069
+
+
+def test_add_array_fills_the_same_bins_as_add():
+    rng = np.random.default_rng(3)
+    values = np.concatenate([rng.exponential(0.01, 5000), rng.uniform(0, 30, 500), [0.0, 0.00005, 0.00015]])
+    one, many = ExactHistogram(), ExactHistogram()
+    for v in values:
+        one.add(float(v))
+    many.add_array(values)
+    assert many._counts == one._counts
+    assert (many.count, many.min, many.max) == (one.count, one.min, one.max)
+    assert many.total == pytest.approx(one.total, rel=1e-12)
+    assert many.percentiles() == one.percentiles()
+    with pytest.raises(ValueError, match="non-finite"):
+        many.add_array(np.array([0.1, np.nan]))
+    assert many.count == one.count  # a rejected array records nothing

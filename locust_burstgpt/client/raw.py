@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import gevent.queue
+import gevent.socket
 from geventhttpclient.connectionpool import ConnectionPool, SSLConnectionPool
 from geventhttpclient.response import HTTPParseError, HTTPResponse
 
@@ -227,7 +228,7 @@ class RawTransport:
         st.phase = "body"
         buf = resp._body_buffer
         consume = reader.consume
-        recv = sock.recv
+        recv = stream_recv(sock)
         feed = resp.feed
         while True:
             if buf and consume(buf, now):
@@ -364,6 +365,31 @@ class RawTransport:
                 sock.settimeout(None)
             except OSError:
                 pass
+
+
+def stream_recv(sock: Any) -> Any:
+    """``recv`` for a stream whose next bytes are usually not there yet.
+
+    gevent's ``socket.recv`` first tries the read, and when nothing has arrived (the common case
+    between two tokens) catches the ``BlockingIOError`` before it waits: a failed system call and
+    an exception per streamed chunk. This one waits for readability first, then reads once. Plain
+    gevent sockets only: a TLS socket's bytes must go through its own ``recv``.
+    """
+    if type(sock) is not gevent.socket.socket:
+        return sock.recv
+    raw = sock._sock.recv
+    wait = sock._wait
+    watcher = sock._read_event
+
+    def recv(n: int) -> bytes:
+        while True:
+            wait(watcher)
+            try:
+                return raw(n)
+            except BlockingIOError:  # woken without data (rare): wait again
+                continue
+
+    return recv
 
 
 class _Exchange:

@@ -14,8 +14,9 @@ the reply text; ``finish_reason``; ``usage`` (``prompt_tokens``, ``completion_to
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+import orjson
 
 from locust_burstgpt.client.records import RequestRecord
 
@@ -106,7 +107,7 @@ class StreamReader:
         if self.done:
             return  # nothing after [DONE] counts
         try:
-            obj = json.loads(data)
+            obj = orjson.loads(data)  # every chunk is parsed: ~5x cheaper than json.loads
         except ValueError:
             raise SSEProtocolError(f"SSE data is not JSON: {_clip(data)}") from None
         if type(obj) is not dict:

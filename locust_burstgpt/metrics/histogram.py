@@ -20,6 +20,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 DEFAULT_RESOLUTION = 1e-4  # seconds: 0.1 ms
 PERCENTILES: tuple[float, ...] = (50.0, 90.0, 95.0, 99.0, 99.9)
 
@@ -67,6 +69,27 @@ class ExactHistogram:
     def add_many(self, values: Iterable[float]) -> None:
         for v in values:
             self.add(v)
+
+    def add_array(self, values: np.ndarray) -> None:
+        """Record every value of a float array: the same bins as ``add``, at numpy speed (ITLs arrive
+        by the hundred per request)."""
+        v = np.asarray(values, dtype=np.float64)
+        if not v.size:
+            return
+        if not np.isfinite(v).all():
+            raise ValueError(f"cannot record non-finite values {v[~np.isfinite(v)][:3].tolist()!r}")
+        keys, n = np.unique(np.floor(v * self._inv + 0.5).astype(np.int64), return_counts=True)
+        counts = self._counts
+        for k, c in zip(keys.tolist(), n.tolist(), strict=True):
+            counts[k] = counts.get(k, 0) + c
+        self.count += int(v.size)
+        self.total += float(v.sum())
+        lo, hi = float(v.min()), float(v.max())
+        if lo < self.min:
+            self.min = lo
+        if hi > self.max:
+            self.max = hi
+        self._sorted = None
 
     def merge(self, other: ExactHistogram | Mapping[str, Any]) -> ExactHistogram:
         """Add another histogram (or its ``to_dict()``) into this one; returns self."""

@@ -21,6 +21,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from locust_burstgpt.client.records import Outcome, RequestRecord
 from locust_burstgpt.metrics.histogram import PERCENTILES, ExactHistogram
 
@@ -95,11 +97,7 @@ class ClassMetrics:
                 h[name].add(value)
         times = r.chunk_times
         if len(times) > 1:
-            add = h["itl"].add
-            prev = times[0]
-            for t in times[1:]:
-                add(t - prev)
-                prev = t
+            h["itl"].add_array(np.diff(np.asarray(times, dtype=np.float64)))
         e2e = r.e2e
         if recorded_elapsed_s and recorded_elapsed_s > 0 and e2e is not None:
             h["e2e_ratio"].add(e2e / recorded_elapsed_s)

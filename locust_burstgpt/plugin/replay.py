@@ -27,6 +27,10 @@ from locust_burstgpt.ledger import Ledger
 
 log = logging.getLogger("locust_burstgpt")
 
+# A conversation is released this long before its first turn is due, so that its prompt is built
+# and its user ready when the turn is due: the send then waits for nothing but the clock.
+RELEASE_LEAD_S = 0.1
+
 
 @dataclass
 class ConversationState:
@@ -62,8 +66,9 @@ def class_label(model: str, log_type: str) -> str:
 class ReplayEngine:
     """Releases conversations at their scheduled times and replays them; keeps the ledger.
 
-    ``send_turn(state, turn) -> record`` does the HTTP work and accounting for one turn and is
-    supplied by the runtime, so this class holds only the scheduling and bookkeeping.
+    ``send_turn(state, turn[, prepared]) -> record`` does the HTTP work and accounting for one turn
+    and ``prepare_turn`` builds its request ahead of time; both are supplied by the runtime, so this
+    class holds only the scheduling and bookkeeping.
     """
 
     def __init__(
@@ -73,9 +78,10 @@ class ReplayEngine:
         epoch: float,
         *,
         arrival: str,
-        send_turn: Callable[[ConversationState, Any], Any],
+        send_turn: Callable[..., Any],
         ledger: Ledger | None = None,
         on_not_sent: Callable[..., None] | None = None,
+        prepare_turn: Callable[[ConversationState, Any], Any] | None = None,
     ) -> None:
         self.workload = workload
         self.indices = list(indices)
@@ -83,6 +89,9 @@ class ReplayEngine:
         self.epoch = epoch  # perf_counter time of trace offset 0
         self.arrival = arrival
         self.send_turn = send_turn
+        # prepare_turn(state, turn) -> prepared, called before the turn is due; then
+        # send_turn(state, turn, prepared) at the due time (without it: send_turn(state, turn))
+        self.prepare_turn = prepare_turn
         # on_not_sent(conversation, label, first_unsent_turn, due_of_that_turn_or_None, reason[, end][, error=])
         self.on_not_sent = on_not_sent
         self.ledger = ledger or Ledger()
@@ -130,7 +139,7 @@ class ReplayEngine:
             conv = self.workload.conversation(i)
             if self.arrival == "trace":
                 due = self.epoch + float(offsets[i])
-                delay = due - time.perf_counter()
+                delay = due - RELEASE_LEAD_S - time.perf_counter()
                 if delay > 0:
                     gevent.sleep(delay)
                 if self.stopping:
@@ -172,6 +181,15 @@ class ReplayEngine:
         while state.next_turn < len(conv.turns):
             if self.stopping:
                 return
+            turn = conv.turns[state.next_turn]
+            prepared = None
+            if self.prepare_turn is not None:
+                try:
+                    prepared = self.prepare_turn(state, turn)  # before the due time: not in the lateness
+                except Exception as e:  # noqa: BLE001 - e.g. the prompt backend failed; nothing was sent
+                    state.next_turn += 1
+                    self._prompt_failed(state, turn, e)
+                    continue
             delay = state.next_due - time.perf_counter()
             if delay > 0 and self.arrival == "trace":
                 if state.released is not None and state.released.wait(delay):
@@ -179,11 +197,13 @@ class ReplayEngine:
                     return
             if self.stopping:
                 return
-            turn = conv.turns[state.next_turn]
             state.next_turn += 1  # before sending: a cancelled turn is sent, not "not sent"
             state.request_started = False  # send_turn sets it (and counts the send) just before the wire
             try:
-                record = self.send_turn(state, turn)
+                if prepared is None:
+                    record = self.send_turn(state, turn)
+                else:
+                    record = self.send_turn(state, turn, prepared)
             except gevent.GreenletExit:
                 if not state.request_started:
                     state.next_turn -= 1  # killed while preparing: the turn counts as not sent
@@ -191,12 +211,7 @@ class ReplayEngine:
             except Exception as e:  # noqa: BLE001 - e.g. the prompt backend failed; nothing was sent
                 if state.request_started:
                     raise
-                log.error("Conversation %s turn %d not sent: %s: %s", conv.id, turn.index, type(e).__name__, e)
-                self.ledger.not_sent["prompt_failed"] += 1
-                if self.on_not_sent is not None:
-                    self.on_not_sent(conv, state.label, turn.index, state.next_due - self.epoch,
-                                     "prompt_failed", turn.index + 1, error=f"{type(e).__name__}: {e}")
-                state.next_due = time.perf_counter()
+                self._prompt_failed(state, turn, e)
                 continue
             done = record.last_byte_at or time.perf_counter()
             think = turn.think_s if self.arrival == "trace" else 0.0
@@ -205,6 +220,16 @@ class ReplayEngine:
                 self._put(state)
                 return
         self._pending.pop(state.index, None)
+
+    def _prompt_failed(self, state: ConversationState, turn: Any, e: Exception) -> None:
+        """The turn's request could not be built: it is not sent, and the next turn is due no earlier."""
+        conv = state.conversation
+        log.error("Conversation %s turn %d not sent: %s: %s", conv.id, turn.index, type(e).__name__, e)
+        self.ledger.not_sent["prompt_failed"] += 1
+        if self.on_not_sent is not None:
+            self.on_not_sent(conv, state.label, turn.index, state.next_due - self.epoch,
+                             "prompt_failed", turn.index + 1, error=f"{type(e).__name__}: {e}")
+        state.next_due = max(state.next_due, time.perf_counter())
 
     # -- end of test --------------------------------------------------------------------------
     def in_flight(self) -> int:

@@ -10,6 +10,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import gevent
@@ -41,6 +42,18 @@ def attempt_summary(record: RequestRecord) -> dict[str, Any]:
     d = record.to_dict()
     return {k: d[k] for k in ("request_id", "outcome", "http_status", "error", "scheduled_at", "sent_at",
                               "last_byte_at", "retry_after_s")}
+
+
+@dataclass
+class PreparedTurn:
+    """A turn's request, built before it is due."""
+
+    body: dict[str, Any]
+    built: Any  # prompts.BuiltPrompt
+    prompt_target: int
+    output_target: int
+    clipped: bool  # the trace's lengths were clipped to the model's context
+    raised: bool  # the prompt target was below the chat template's own size
 
 
 class ReplayRuntime:
@@ -99,6 +112,7 @@ class ReplayRuntime:
         epoch = time.perf_counter() + (epoch_wall - time.time())
         self.engine = ReplayEngine(
             workload, indices, epoch, arrival=settings.arrival, send_turn=self.send_turn, ledger=self.ledger,
+            prepare_turn=self.prepare_turn,
         )
 
     def start(self) -> None:
@@ -111,20 +125,19 @@ class ReplayRuntime:
                 "tokenizer_backend": self.builder.backend_name, "transport": self.settings.transport}
 
     # -- one turn -----------------------------------------------------------------------------
-    def send_turn(self, state: ConversationState, turn: Any) -> RequestRecord:
+    def prepare_turn(self, state: ConversationState, turn: Any) -> PreparedTurn:
+        """Build the turn's request body. The engine calls it before the turn is due, so building
+        the prompt (token counting, maybe a server round trip) is not part of its lateness."""
         conv = state.conversation
         model = self.server.model_for(conv.model)
         asked = (max(1, turn.request_tokens), max(1, turn.response_tokens))
         prompt_target, output_target = self.server.clip(*asked)
-        if (prompt_target, output_target) != asked:
-            self.ledger.prompt_clipped += 1
+        clipped = (prompt_target, output_target) != asked
         built = self.builder.build_turn(prompt_target, state.history, conv_key=f"{self.settings.seed}:{conv.id}")
-        if built.dropped_turns:
-            self.ledger.history_trimmed += 1
-        if built.expected_prompt_tokens > prompt_target:
+        raised = built.expected_prompt_tokens > prompt_target
+        if raised:
             # below the chat template's own size (e.g. a default system prompt): unreachable, so the
             # smallest possible prompt is sent and counted, like prompts clipped to the context
-            self.ledger.prompt_raised += 1
             prompt_target = built.expected_prompt_tokens
         body: dict[str, Any] = {"model": model, **output_controls(output_target, self.server.kind)}
         if self.settings.endpoint == "chat":
@@ -133,6 +146,24 @@ class ReplayRuntime:
             body["prompt"] = built.prompt
         if self.request_hook is not None:
             body = self.request_hook(body)
+        return PreparedTurn(body, built, prompt_target, output_target, clipped=clipped, raised=raised)
+
+    def send_turn(self, state: ConversationState, turn: Any, prepared: PreparedTurn | None = None
+                  ) -> RequestRecord:
+        """Send one turn (prepared now if the engine did not do it ahead) and account for it."""
+        if prepared is None:
+            prepared = self.prepare_turn(state, turn)
+        conv, built = state.conversation, prepared.built
+        prompt_target, output_target = prepared.prompt_target, prepared.output_target
+        # counted when sent, not when prepared: a turn prepared twice (its user was removed while it
+        # waited) is one turn
+        if prepared.clipped:
+            self.ledger.prompt_clipped += 1
+        if built.dropped_turns:
+            self.ledger.history_trimmed += 1
+        if prepared.raised:
+            self.ledger.prompt_raised += 1
+        body = prepared.body
         request_id = f"{self.run_id}-{conv.id}-{turn.index}"
 
         def new_record(rid: str, due: float) -> RequestRecord:

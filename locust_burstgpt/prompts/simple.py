@@ -22,10 +22,11 @@ class SimpletokCounter:
     name = "simpletok"
     has_template = True
 
-    def __init__(self, cache_size: int = 8192) -> None:
+    def __init__(self, cache_size: int = 2048) -> None:
         # History messages are counted again every turn; remember the long ones. Keyed by the text's
         # hash and length, not the text: a key costs a few dozen bytes whatever the text's size, and
-        # ended conversations' texts are not kept alive (a str caches its hash, so a hit is O(1)).
+        # ended conversations' texts are not kept alive (a str caches its hash, so a hit is O(1)). 2,048
+        # keys (about 300 KB) hold the histories of a few hundred conversations in progress.
         self._cache: OrderedDict[tuple[int, int], int] = OrderedDict()
         self._cache_size = cache_size
 

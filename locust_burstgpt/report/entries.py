@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 
 def request_entry(record: Any, meta: dict[str, Any], epoch_wall: float) -> dict[str, Any]:
     """Entry for a request that was sent (``record`` is a client RequestRecord)."""
     entry = record.to_dict()
     sent = record.sent_at
-    entry["chunk_ms"] = [round((t - sent) * 1000.0, 2) for t in record.chunk_times] if sent is not None else []
+    entry["chunk_ms"] = chunk_offsets_ms(record.chunk_times, sent)
     entry["scheduled_offset_s"] = (
         None if entry["scheduled_at"] is None else round(entry["scheduled_at"] - epoch_wall, 6)
     )
@@ -41,3 +43,10 @@ def turn_meta(conversation: Any, turn: Any, label: str, request_id: str) -> dict
         "trace_elapsed_s": turn.elapsed_s,
         "trace_elapsed_estimated": turn.elapsed_estimated,
     }
+
+
+def chunk_offsets_ms(times: Any, sent: float | None) -> list[float]:
+    """Chunk arrival times as milliseconds after the send, to 0.01 ms (vectorised: one per token)."""
+    if sent is None or not len(times):
+        return []
+    return np.round((np.asarray(times, dtype=np.float64) - sent) * 1000.0, 2).tolist()

@@ -12,6 +12,7 @@ from locust.runners import MasterRunner
 from locust_burstgpt import __version__
 from locust_burstgpt.ledger import Ledger
 from locust_burstgpt.report.console import length_line, metrics_table
+from locust_burstgpt.report.timeline import HORIZON_S
 from locust_burstgpt.report.verdict import evaluate
 
 log = logging.getLogger("locust_burstgpt")
@@ -72,11 +73,17 @@ def lost_text(ctl: Any) -> str:
 
 
 def run_warnings(ctl: Any) -> list[str]:
-    """Events a trusted run still reports (a lost worker whose conversations were reassigned)."""
+    """Events a trusted run still reports (a lost worker whose conversations were reassigned, late
+    entries left out of the timeline's per-second percentiles)."""
+    out = []
     if ctl.lost_workers and ctl.settings.reassign_lost:
-        return [f"{len(ctl.lost_workers)} worker(s) lost during the run ({lost_text(ctl)}); requests they "
-                "had in flight or had not finished are counted as not sent (lost_worker)"]
-    return []
+        out.append(f"{len(ctl.lost_workers)} worker(s) lost during the run ({lost_text(ctl)}); requests they "
+                   "had in flight or had not finished are counted as not sent (lost_worker)")
+    stale = ctl.report.timeline.stale_values if ctl.report is not None else 0
+    if stale:
+        out.append(f"{stale} TTFT/TPOT values reached the report more than {HORIZON_S} s after their second "
+                   "ended; timeline.csv's per-second percentiles leave them out (the run's metrics include them)")
+    return out
 
 
 def finish_run(environment: Any, ctl: Any) -> None:

@@ -26,7 +26,8 @@ class SimpletokCounter:
         # History messages are counted again every turn; remember the long ones. Keyed by the text's
         # hash and length, not the text: a key costs a few dozen bytes whatever the text's size, and
         # ended conversations' texts are not kept alive (a str caches its hash, so a hit is O(1)). 2,048
-        # keys (about 300 KB) hold the histories of a few hundred conversations in progress.
+        # keys (about 300 KB) hold the histories of a few hundred conversations in progress. (Two texts
+        # sharing both is a 64-bit hash collision; it would show as a prompt-length miss in the report.)
         self._cache: OrderedDict[tuple[int, int], int] = OrderedDict()
         self._cache_size = cache_size
 

@@ -45,3 +45,9 @@ def test_chunk_offsets_round_trip_to_a_hundredth_of_a_millisecond():
     assert len(record.chunk_times) == 300
     assert max(abs(a - b) for a, b in zip(record.chunk_times, times, strict=True)) <= 0.5e-5 + 1e-9
     assert chunk_offsets_ms(array("d"), sent) == [] and chunk_offsets_ms(times, None) == []
+
+
+def test_a_value_orjson_cannot_encode_is_written_as_its_text():
+    odd = np.array([[1, 2], [3, 4]])[:, 0]  # not contiguous: orjson declines it, .item() refuses it
+    line = json.loads(encode_line({"request_id": "a-3", "odd": odd}))
+    assert line == {"request_id": "a-3", "odd": str(odd)}

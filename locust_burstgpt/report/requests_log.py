@@ -15,9 +15,15 @@ _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | orjson.OPT_APP
 
 
 def _fallback(value: Any) -> Any:
-    """Anything else a custom user put in an entry: its plain value if it has one, else its text."""
+    """Anything else a custom user put in an entry: its plain value if it has one, else its text
+    (a line is never lost to a value orjson cannot encode)."""
     item = getattr(value, "item", None)
-    return item() if callable(item) else str(value)
+    if callable(item):
+        try:
+            return item()
+        except (TypeError, ValueError):  # e.g. a numpy array orjson declined: more than one value
+            pass
+    return str(value)
 
 
 def encode_line(entry: dict[str, Any]) -> bytes:

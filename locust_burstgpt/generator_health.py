@@ -9,13 +9,17 @@ its latencies describe itself, not the server. Two signals, both per second of t
   and notes how much later it woke: a second is *blocked* when the loop lost more than
   ``BLOCKED_SHARE`` of it.
 
-``SUSTAIN_S`` such seconds in a row make the run untrustworthy; blocked seconds name the CPU as the
-cause, late seconds without them name too few users or connections.
+``SUSTAIN_S`` such seconds in a row make the run untrustworthy. For blocked seconds the probe also
+notes the CPU its process used and the time it waited for one, to name the cause: its own work
+(CPU-bound), other processes holding the CPU (starved: the server under test on the same cores,
+say), or a call that does not yield (blocked). Late seconds without blocked ones name too few
+users or connections.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections import defaultdict
 from time import perf_counter
@@ -28,43 +32,79 @@ LATE_SHARE = 0.5
 BLOCKED_SHARE = 0.3
 SUSTAIN_S = 3
 CPU_HINT_SHARE = 0.1  # late seconds whose loop lost this much point at the CPU, not at the user pool
+OWN_CPU_SHARE = 0.7  # a lagging loop whose process used this much of a CPU was busy with its own work
+WAITED_SHARE = 0.2  # ... and one that waited this much for a CPU was starved by other processes
 
 
 class LoopLagProbe:
-    """On a sending process: how much of each second the gevent loop was too busy to wake a sleeper."""
+    """On a sending process: how much of each second the gevent loop was too busy to wake a sleeper,
+    and what the process did meanwhile (CPU it used, time it waited for a CPU), to name the cause."""
 
     INTERVAL_S = 0.05
 
     def __init__(self, epoch_wall: float) -> None:
         self.epoch_wall = epoch_wall
-        self._pending: dict[int, float] = defaultdict(float)
+        # second -> [loop time lost, CPU time used, time spent waiting for a CPU, time observed]
+        self._pending: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])
+        self._schedstat = _open_schedstat()
         self._greenlet = gevent.spawn(self._loop)
 
     def _loop(self) -> None:
         interval = self.INTERVAL_S
+        last_wall, last_cpu, last_wait = time.time(), time.process_time(), self._run_delay()
         while True:
             t0 = perf_counter()
             gevent.sleep(interval)
             lag = perf_counter() - t0 - interval
+            wall, cpu, wait = time.time(), time.process_time(), self._run_delay()
             if lag > 0.001:
-                self._spread(time.time() - self.epoch_wall - lag, lag)
+                self._spread(wall - self.epoch_wall - lag, lag, 0)
+            start = last_wall - self.epoch_wall
+            span = max(1e-9, wall - last_wall)
+            self._spread(start, span, 3)
+            self._spread(start, span, 1, (cpu - last_cpu) / span)
+            if wait is not None and last_wait is not None:
+                self._spread(start, span, 2, (wait - last_wait) / span)
+            last_wall, last_cpu, last_wait = wall, cpu, wait
 
-    def _spread(self, start: float, lag: float) -> None:
-        """Book a stall of ``lag`` seconds from replay time ``start`` on every second it covered."""
-        end = start + lag
+    def _spread(self, start: float, length: float, field: int, rate: float = 1.0) -> None:
+        """Book ``rate`` per second of [start, start + length) on every second it covers."""
+        end = start + length
         while start < end:
             second = math.floor(start)
             upto = min(end, second + 1.0)
-            self._pending[int(second)] += upto - start
+            self._pending[int(second)][field] += (upto - start) * rate
             start = upto
 
+    def _run_delay(self) -> float | None:
+        """Seconds this process's main thread has spent runnable but waiting for a CPU (Linux)."""
+        if self._schedstat is None:
+            return None
+        try:
+            return int(os.pread(self._schedstat, 128, 0).split()[1]) / 1e9
+        except (OSError, ValueError, IndexError):
+            return None
+
     def take(self) -> list[list[float]]:
-        """Loop time lost per second since the last call, as ``[[second, seconds_lost], ...]``."""
-        pending, self._pending = self._pending, defaultdict(float)
-        return [[s, round(v, 4)] for s, v in sorted(pending.items())]
+        """Per second since the last call: ``[[second, loop time lost, CPU used, CPU waited, time
+        observed], ...]`` (a second seen in part, at the start or across two calls, observed < 1)."""
+        pending, self._pending = self._pending, defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])
+        waits = self._schedstat is not None  # else unknown (not Linux), not zero
+        return [[s, round(v[0], 4), round(v[1], 4), round(v[2], 4) if waits else None, round(v[3], 4)]
+                for s, v in sorted(pending.items())]
 
     def stop(self) -> None:
         self._greenlet.kill(block=False)
+        if self._schedstat is not None:
+            os.close(self._schedstat)
+            self._schedstat = None
+
+
+def _open_schedstat() -> int | None:
+    try:
+        return os.open(f"/proc/{os.getpid()}/schedstat", os.O_RDONLY)
+    except OSError:
+        return None
 
 
 def _streaks(seconds: list[int]) -> list[tuple[int, int]]:
@@ -86,8 +126,10 @@ class ScheduleHealth:
         self._due: dict[int, int] = defaultdict(int)
         self._late: dict[int, int] = defaultdict(int)
         self._worst: dict[int, float] = defaultdict(float)
-        self._blocked: dict[int, float] = {}  # loop time lost (max over processes), where it matters
-        self._recent: dict[str, dict[int, float]] = defaultdict(dict)  # process -> its last seconds' losses
+        # where the loop lost time (max over processes), where it matters: second -> (source,
+        # [lost, cpu used, cpu waited or None, time observed]) of the process that lost the most
+        self._blocked: dict[int, tuple[str, list[Any]]] = {}
+        self._recent: dict[str, dict[int, list[Any]]] = defaultdict(dict)  # process -> its last seconds
         # the seconds currently over a threshold, kept as they change: the checks run every second
         # and must not walk the whole run
         self._late_seconds: set[int] = set()
@@ -108,17 +150,32 @@ class ScheduleHealth:
             self._late_seconds.discard(s)
 
     def note_lags(self, lags: Any, source: str = "local") -> None:
-        """A probe's ``take()``, from process ``source`` (a second may arrive in two parts)."""
+        """A probe's ``take()``, from process ``source`` (a second may arrive in two parts).
+
+        Items are ``[second, lost]`` or ``[second, lost, cpu used, cpu waited, time observed]``."""
         recent = self._recent[source]
-        for second, lost in lags or ():
-            s = int(second)
-            total = recent[s] = recent.get(s, 0.0) + float(lost)
-            if total >= CPU_HINT_SHARE:  # kept sparse: a long healthy run stores nothing here
-                self._blocked[s] = max(self._blocked.get(s, 0.0), total)
-            if total > BLOCKED_SHARE:
+        for item in lags or ():
+            s = int(item[0])
+            v = recent.get(s)
+            if v is None:
+                v = recent[s] = [0.0, None, None, 0.0]
+            v[0] += float(item[1])
+            if len(item) > 4:
+                v[1] = (v[1] or 0.0) + float(item[2])
+                if item[3] is not None:
+                    v[2] = (v[2] or 0.0) + float(item[3])
+                v[3] += float(item[4])
+            held = self._blocked.get(s)
+            if v[0] >= CPU_HINT_SHARE and (held is None or held[0] == source or v[0] > held[1][0]):
+                self._blocked[s] = (source, v)  # kept sparse: a long healthy run stores nothing here
+            if v[0] > BLOCKED_SHARE:
                 self._blocked_seconds.add(s)
             for old in [k for k in recent if k < s - 5]:
                 del recent[old]
+
+    def _lost(self, s: int) -> float:
+        held = self._blocked.get(s)
+        return held[1][0] if held else 0.0
 
     def late_streaks(self) -> list[tuple[int, int]]:
         if self.arrival != "trace":
@@ -128,21 +185,60 @@ class ScheduleHealth:
     def blocked_streaks(self) -> list[tuple[int, int]]:
         return [r for r in _streaks(list(self._blocked_seconds)) if r[1] - r[0] + 1 >= SUSTAIN_S]
 
+    def _cause(self, seconds: list[int]) -> dict[str, Any]:
+        """What the process did while its loop lagged: CPU used and CPU waited for, as shares."""
+        details = [self._blocked[s][1] for s in seconds if s in self._blocked]
+        seen = sum(d[3] for d in details if d[1] is not None)
+        cpu = [d[1] for d in details if d[1] is not None]
+        wait = [d[2] for d in details if d[2] is not None]
+        out: dict[str, Any] = {"cpu_share": round(sum(cpu) / seen, 3) if cpu and seen > 0 else None,
+                               "wait_share": round(sum(wait) / seen, 3) if wait and seen > 0 else None}
+        if out["cpu_share"] is None:
+            out["cause"] = "cpu"  # no evidence either way: the classic reading
+        elif out["wait_share"] is not None and out["wait_share"] >= WAITED_SHARE:
+            out["cause"] = "starved"
+        elif out["cpu_share"] >= OWN_CPU_SHARE:
+            out["cause"] = "cpu"
+        else:
+            out["cause"] = "blocked" if out["wait_share"] is not None else "starved_or_blocked"
+        return out
+
     def problems(self) -> list[str]:
         """Plain sentences, one per kind of trouble; empty when the generator kept up."""
         late, blocked = self.late_streaks(), self.blocked_streaks()
         out = []
         if blocked:
-            worst = max(self._blocked.get(s, 0.0) for a, b in blocked for s in range(a, b + 1))
-            out.append(
-                f"the load generator was saturated (CPU-bound): its event loop lost more than "
-                f"{BLOCKED_SHARE:.0%} of each second for {_span(blocked)} (worst {min(worst, 1.0):.0%}), so "
-                "requests left late and every time it measured includes its own delay; use more processes "
-                "(--processes N, or more workers)")
+            seconds = [s for a, b in blocked for s in range(a, b + 1)]
+            worst = max(self._lost(s) for s in seconds)
+            lost = (f"its event loop lost more than {BLOCKED_SHARE:.0%} of each second for {_span(blocked)} "
+                    f"(worst {min(worst, 1.0):.0%})")
+            why = self._cause(seconds)
+            cpu, wait = why["cpu_share"], why["wait_share"]
+            used = f"its process used {cpu:.0%} of a CPU" if cpu is not None else ""
+            waited = f" and waited {wait:.0%} of the time for one" if wait is not None else ""
+            late_note = "so requests left late and every time it measured includes that delay"
+            if why["cause"] == "cpu":
+                out.append(
+                    f"the load generator was saturated (CPU-bound): {lost}" + (f" while {used}" if used else "")
+                    + f", {late_note}; use more processes (--processes N, or more workers)")
+            elif why["cause"] == "starved":
+                out.append(
+                    f"the load generator was starved of CPU: {lost} while {used}{waited}: other processes "
+                    f"on this machine had the CPU (the server under test, if it runs here), {late_note}; give "
+                    "the generator cores of its own, or run the other processes at a lower priority")
+            elif why["cause"] == "blocked":
+                out.append(
+                    f"the load generator's event loop was blocked: {lost} while {used}{waited}: a call that "
+                    f"does not yield to gevent held the loop (file or network I/O outside gevent, a long C "
+                    f"call), {late_note}; GEVENT_MONITOR_THREAD_ENABLE=true makes gevent print its stack")
+            else:
+                out.append(
+                    f"the load generator was starved of CPU or blocked: {lost} while only {used}: other "
+                    f"processes had the CPU, or a call that does not yield to gevent held the loop, {late_note}")
         if late:
             seconds = [s for a, b in late for s in range(a, b + 1)]
             worst_late = max(self._worst.get(s, 0.0) for s in seconds)
-            lost = max(self._blocked.get(s, 0.0) for s in seconds)
+            lost = max(self._lost(s) for s in seconds)
             if blocked:
                 cause = ""
             elif lost >= CPU_HINT_SHARE:
@@ -156,10 +252,14 @@ class ScheduleHealth:
         return out
 
     def summary(self) -> dict[str, Any]:
+        blocked = self.blocked_streaks()
         return {"late_seconds": [list(r) for r in self.late_streaks()],
-                "blocked_seconds": [list(r) for r in self.blocked_streaks()],
+                "blocked_seconds": [list(r) for r in blocked],
+                "blocked_causes": [{"seconds": list(r), **self._cause(list(range(r[0], r[1] + 1)))}
+                                   for r in blocked],
                 "thresholds": {"late_s": LATE_S, "late_share": LATE_SHARE, "blocked_share": BLOCKED_SHARE,
-                               "sustain_s": SUSTAIN_S}}
+                               "sustain_s": SUSTAIN_S, "own_cpu_share": OWN_CPU_SHARE,
+                               "waited_share": WAITED_SHARE}}
 
 
 def _span(runs: list[tuple[int, int]]) -> str:

@@ -83,6 +83,20 @@ def test_connections_are_kept_alive(server: ScriptedServerProcess) -> None:
     c.close()
 
 
+def test_request_closed_unanswered_is_resent_once_like_the_raw_transport(server: ScriptedServerProcess) -> None:
+    """A server closing a kept-alive connection on a request (its idle timeout firing as the request
+    arrives) must not turn into an error: one resend, as the raw transport does."""
+    c = make_client(ClientConfig(base_url=server.base_url, transport="openai"))
+    before = json.loads(c.send({**CHAT, "scenario": "stats"}, RequestRecord("s0")).reply_text)
+    assert c.send(CHAT, RequestRecord("a")).attempts == 1
+    rec = c.send({**CHAT, "scenario": "close_before_response"}, RequestRecord("b"))
+    assert rec.outcome is Outcome.CONNECTION_ERROR, rec.error  # resent once, closed again: a real error
+    assert rec.attempts == 2
+    after = json.loads(c.send({**CHAT, "scenario": "stats"}, RequestRecord("s1")).reply_text)
+    assert after["requests"] - before["requests"] == 4  # stats, a, b twice
+    c.close()
+
+
 @pytest.mark.parametrize("scenario, extra", [
     ("byte_by_byte", {"texts": ["ü", "é€", "中文", "🎉", " plain"]}),
     ("sse_variants", {}),

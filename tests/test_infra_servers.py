@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import struct
+import subprocess
 import sys
 import threading
 import urllib.request
@@ -22,7 +24,7 @@ from PIL import Image
 
 from tests.servers import browser as browser_mod
 from tests.servers.browser import launch_chromium
-from tests.servers.managed import ManagedServer, free_port
+from tests.servers.managed import BELOW_GENERATOR, ManagedServer, free_port
 
 # The model answers this in a couple of tokens and then stops by itself (EOS) on both servers.
 PROMPT = [{"role": "user", "content": "Reply with one word: yes or no. Is the sky blue?"}]
@@ -118,6 +120,50 @@ def test_managed_server_stops_whole_process_group(tmp_path: Path) -> None:
     server.stop()
     assert not _pid_alive(server.proc.pid)
     assert not _pid_alive(child)
+
+
+# A server that keeps core 0 busy (as vLLM's engine core does) and answers /health.
+_BUSY_SERVER = """
+import http.server, os, sys, threading
+os.sched_setaffinity(0, {0})
+def spin():
+    while True:
+        pass
+threading.Thread(target=spin, daemon=True).start()
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b"ok")
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+# A generator on the same core: the share of a CPU it gets over 1.5 s of wanting all of it.
+_GENERATOR = """
+import os, time
+os.sched_setaffinity(0, {0})
+t, c = time.monotonic(), time.process_time()
+while time.monotonic() - t < 1.5:
+    pass
+print((time.process_time() - c) / (time.monotonic() - t))
+"""
+
+
+def test_managed_server_yields_the_cpu_to_the_generator(tmp_path: Path) -> None:
+    """Servers run below the generator's priority, and that holds across the kernel's autogroups:
+    a server in a session of its own would take half of a shared core whatever its nice value."""
+    port = free_port()
+    server = ManagedServer("busy", [*BELOW_GENERATOR, sys.executable, "-c", _BUSY_SERVER, str(port)], port,
+                           tmp_path / "busy.log")
+    server.start(timeout_s=30)
+    try:
+        pid = server.proc.pid
+        assert os.getpgid(pid) == pid  # its own group: stopped as a whole
+        assert os.getsid(pid) == os.getsid(0)  # the caller's session: its nice value counts
+        assert os.getpriority(os.PRIO_PROCESS, pid) == os.getpriority(os.PRIO_PROCESS, 0) + 10
+        share = float(subprocess.run([sys.executable, "-c", _GENERATOR], capture_output=True, text=True,
+                                     check=True, timeout=30).stdout)
+    finally:
+        server.stop()
+    assert share > 0.7, f"the generator got {share:.0%} of a core it shares with a busy server"
 
 
 def test_managed_server_start_failure_names_log_and_leaves_nothing(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ Typed chunks cost several times the CPU of the raw transport (see benchmarks/cli
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from time import perf_counter
 from typing import Any
 
@@ -116,7 +117,15 @@ class OpenAITransport:
         timed: _TimedResponse | None = None
         openai = self._openai
         try:
-            with self._create(**kwargs) as resp:
+            with ExitStack() as stack:
+                for attempt in (1, 2):
+                    try:
+                        resp = stack.enter_context(self._create(**kwargs))
+                        break
+                    except openai.APIConnectionError as e:
+                        if attempt == 2 or not _dropped_unanswered(e):
+                            raise
+                        record.attempts = 2  # a kept-alive connection the server had just closed
                 dl.last = perf_counter()
                 record.http_status = resp.status_code
                 timed = _TimedResponse(resp.http_response, dl)
@@ -236,6 +245,13 @@ class OpenAITransport:
         kwargs = {k: body[k] for k in required}
         kwargs.update(stream=True, stream_options=options, extra_body=rest)
         return kwargs
+
+
+def _dropped_unanswered(e: BaseException) -> bool:
+    """The server closed the connection on the request without a byte of answer: on a kept-alive
+    connection, the race with its idle timeout (uvicorn: 5 s), so one resend is due."""
+    cause = e.__cause__
+    return type(cause).__name__ == "RemoteProtocolError" and "without sending a response" in str(cause)
 
 
 def _fail(record: RequestRecord, outcome: Outcome, error: str) -> None:

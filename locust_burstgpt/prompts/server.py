@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import gevent
 from geventhttpclient import HTTPClient
+from geventhttpclient.response import HTTPConnectionClosed
 
 from locust_burstgpt.client.raw import tls_context_factory
 from locust_burstgpt.prompts.counters import Message, PromptBackendError, content_text
@@ -29,6 +30,8 @@ log = logging.getLogger("locust_burstgpt.prompts")
 
 class JsonHttp:
     """Minimal JSON-over-HTTP helper (cooperative under gevent, no monkey patching needed)."""
+
+    STALE_RETRIES = 2
 
     def __init__(self, base_url: str, api_key: str | None = None, verify_tls: bool = True,
                  timeout_s: float = 30.0, concurrency: int = 64) -> None:
@@ -50,12 +53,22 @@ class JsonHttp:
                                          network_timeout=timeout_s, insecure=not verify_tls, **tls)
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        """(status, parsed JSON or None); raises PromptBackendError when there is no answer."""
+        """(status, parsed JSON or None); raises PromptBackendError when there is no answer.
+
+        Every call here is a query (tokenize, apply a template, list models), so a request that
+        met a keep-alive connection the server had just closed (uvicorn closes idle ones after
+        5 s) is sent again on a fresh one, up to ``STALE_RETRIES`` times."""
         data = json.dumps(body).encode() if body is not None else None
         try:
             with gevent.Timeout(self.timeout_s):
-                resp = self._http.request(method, self._prefix + path, body=data,
-                                          headers=self._headers)
+                for attempt in range(self.STALE_RETRIES + 1):
+                    try:
+                        resp = self._http.request(method, self._prefix + path, body=data,
+                                                  headers=self._headers)
+                        break
+                    except (HTTPConnectionClosed, ConnectionResetError, BrokenPipeError):
+                        if attempt == self.STALE_RETRIES:
+                            raise
                 try:
                     raw = resp.read()
                 finally:

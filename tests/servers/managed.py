@@ -18,7 +18,11 @@ CACHE = Path(os.environ.get("BURSTGPT_CACHE") or Path.home() / ".cache" / "locus
 
 # The servers share this machine's cores with the load generator (vLLM's engine core even spins on
 # the core it leaves free). Run them at a lower priority so the generator never waits for a CPU the
-# server holds: its send times and clocks must describe the server, not the contention.
+# server holds: its send times and clocks must describe the server, not the contention. The nice
+# value only counts against processes of the same session: with the kernel's scheduler autogroups
+# (on by default), each session is scheduled as one unit, so a server in a session of its own would
+# still take half of a shared core whatever its nice value. Servers therefore get a process group
+# of their own (to be stopped as a whole) but stay in the caller's session.
 BELOW_GENERATOR = ["nice", "-n", "10"]
 
 
@@ -47,7 +51,7 @@ class ManagedServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout_s: float = 120.0) -> ManagedServer:
-        """Launch in a new process group and wait until ``health_path`` answers 200.
+        """Launch in a new process group (same session) and wait until ``health_path`` answers 200.
 
         Any failure while starting (exit, timeout, interrupt) stops the whole group first, so a
         half-started server with child processes (vLLM has several) never outlives the caller.
@@ -56,7 +60,7 @@ class ManagedServer:
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             self.cmd, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **self.env},
-            start_new_session=True,
+            process_group=0,  # not start_new_session: see BELOW_GENERATOR
         )
         t0 = time.monotonic()
         try:
@@ -85,7 +89,7 @@ class ManagedServer:
         """SIGTERM the process group, wait for it to empty, SIGKILL whatever is left."""
         if self.proc is None:
             return
-        pgid = self.proc.pid  # start_new_session=True: the leader's pid is the group id
+        pgid = self.proc.pid  # process_group=0: the leader's pid is the group id
         _signal_group(pgid, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
         try:

@@ -34,6 +34,8 @@ SUSTAIN_S = 3
 CPU_HINT_SHARE = 0.1  # late seconds whose loop lost this much point at the CPU, not at the user pool
 OWN_CPU_SHARE = 0.7  # a lagging loop whose process used this much of a CPU was busy with its own work
 WAITED_SHARE = 0.2  # ... and one that waited this much for a CPU was starved by other processes
+STOLEN_SHARE = 0.2  # ... and a virtual machine whose host took this much of its CPU was starved by it
+STEAL_EVERY = 20  # probe ticks between two reads of the machine's steal time
 
 
 class LoopLagProbe:
@@ -44,14 +46,18 @@ class LoopLagProbe:
 
     def __init__(self, epoch_wall: float) -> None:
         self.epoch_wall = epoch_wall
-        # second -> [loop time lost, CPU time used, time spent waiting for a CPU, time observed]
-        self._pending: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])
-        self._schedstat = _open_schedstat()
+        # second -> [loop time lost, CPU time used, time spent waiting for a CPU, time observed,
+        # share of the machine's CPU its host took (steal) x time]
+        self._pending: dict[int, list[float]] = defaultdict(_zeros)
+        self._schedstat = _open_proc(f"/proc/{os.getpid()}/schedstat")
+        self._stat = _open_proc("/proc/stat")
+        self._cpus = os.cpu_count() or 1
         self._greenlet = gevent.spawn(self._loop)
 
     def _loop(self) -> None:
         interval = self.INTERVAL_S
         last_wall, last_cpu, last_wait = time.time(), time.process_time(), self._run_delay()
+        steal_wall, last_steal, ticks = last_wall, self._steal(), 0
         while True:
             t0 = perf_counter()
             gevent.sleep(interval)
@@ -66,6 +72,13 @@ class LoopLagProbe:
             if wait is not None and last_wait is not None:
                 self._spread(start, span, 2, (wait - last_wait) / span)
             last_wall, last_cpu, last_wait = wall, cpu, wait
+            ticks += 1
+            if ticks % STEAL_EVERY == 0 or lag > 0.5:  # /proc/stat counts in 10 ms ticks: read it seldom
+                steal = self._steal()
+                if steal is not None and last_steal is not None and wall > steal_wall:
+                    span = wall - steal_wall
+                    self._spread(steal_wall - self.epoch_wall, span, 4, (steal - last_steal) / self._cpus / span)
+                steal_wall, last_steal = wall, steal
 
     def _spread(self, start: float, length: float, field: int, rate: float = 1.0) -> None:
         """Book ``rate`` per second of [start, start + length) on every second it covers."""
@@ -85,26 +98,49 @@ class LoopLagProbe:
         except (OSError, ValueError, IndexError):
             return None
 
-    def take(self) -> list[list[float]]:
+    def _steal(self) -> float | None:
+        """CPU seconds the host has taken from this virtual machine, summed over its CPUs (Linux)."""
+        if self._stat is None:
+            return None
+        try:
+            fields = os.pread(self._stat, 256, 0).split(b"\n", 1)[0].split()
+            return int(fields[8]) / _USER_HZ
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def take(self) -> list[list[float | None]]:
         """Per second since the last call: ``[[second, loop time lost, CPU used, CPU waited, time
-        observed], ...]`` (a second seen in part, at the start or across two calls, observed < 1)."""
-        pending, self._pending = self._pending, defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])
-        waits = self._schedstat is not None  # else unknown (not Linux), not zero
-        return [[s, round(v[0], 4), round(v[1], 4), round(v[2], 4) if waits else None, round(v[3], 4)]
+        observed, machine steal], ...]`` (a second seen in part, at the start or across two calls,
+        has observed < 1; waited and steal are None where the system does not tell)."""
+        pending, self._pending = self._pending, defaultdict(_zeros)
+        waits, steals = self._schedstat is not None, self._stat is not None
+        return [[s, round(v[0], 4), round(v[1], 4), round(v[2], 4) if waits else None, round(v[3], 4),
+                 round(v[4], 4) if steals else None]
                 for s, v in sorted(pending.items())]
 
     def stop(self) -> None:
         self._greenlet.kill(block=False)
-        if self._schedstat is not None:
-            os.close(self._schedstat)
-            self._schedstat = None
+        for fd in (self._schedstat, self._stat):
+            if fd is not None:
+                os.close(fd)
+        self._schedstat = self._stat = None
 
 
-def _open_schedstat() -> int | None:
+def _zeros() -> list[float]:
+    return [0.0, 0.0, 0.0, 0.0, 0.0]
+
+
+def _open_proc(path: str) -> int | None:
     try:
-        return os.open(f"/proc/{os.getpid()}/schedstat", os.O_RDONLY)
+        return os.open(path, os.O_RDONLY)
     except OSError:
         return None
+
+
+try:
+    _USER_HZ = float(os.sysconf("SC_CLK_TCK"))
+except (ValueError, OSError, AttributeError):
+    _USER_HZ = 100.0
 
 
 def _streaks(seconds: list[int]) -> list[tuple[int, int]]:
@@ -127,7 +163,7 @@ class ScheduleHealth:
         self._late: dict[int, int] = defaultdict(int)
         self._worst: dict[int, float] = defaultdict(float)
         # where the loop lost time (max over processes), where it matters: second -> (source,
-        # [lost, cpu used, cpu waited or None, time observed]) of the process that lost the most
+        # [lost, cpu used, cpu waited, time observed, steal]) of the process that lost the most
         self._blocked: dict[int, tuple[str, list[Any]]] = {}
         self._recent: dict[str, dict[int, list[Any]]] = defaultdict(dict)  # process -> its last seconds
         # the seconds currently over a threshold, kept as they change: the checks run every second
@@ -152,19 +188,22 @@ class ScheduleHealth:
     def note_lags(self, lags: Any, source: str = "local") -> None:
         """A probe's ``take()``, from process ``source`` (a second may arrive in two parts).
 
-        Items are ``[second, lost]`` or ``[second, lost, cpu used, cpu waited, time observed]``."""
+        Items are ``[second, lost]`` or ``[second, lost, cpu used, cpu waited, time observed, steal]``
+        (see ``LoopLagProbe.take``)."""
         recent = self._recent[source]
         for item in lags or ():
             s = int(item[0])
             v = recent.get(s)
             if v is None:
-                v = recent[s] = [0.0, None, None, 0.0]
+                v = recent[s] = [0.0, None, None, 0.0, None]
             v[0] += float(item[1])
             if len(item) > 4:
                 v[1] = (v[1] or 0.0) + float(item[2])
                 if item[3] is not None:
                     v[2] = (v[2] or 0.0) + float(item[3])
                 v[3] += float(item[4])
+                if len(item) > 5 and item[5] is not None:
+                    v[4] = (v[4] or 0.0) + float(item[5])
             held = self._blocked.get(s)
             if v[0] >= CPU_HINT_SHARE and (held is None or held[0] == source or v[0] > held[1][0]):
                 self._blocked[s] = (source, v)  # kept sparse: a long healthy run stores nothing here
@@ -191,10 +230,14 @@ class ScheduleHealth:
         seen = sum(d[3] for d in details if d[1] is not None)
         cpu = [d[1] for d in details if d[1] is not None]
         wait = [d[2] for d in details if d[2] is not None]
+        steal = [d[4] for d in details if d[4] is not None]
         out: dict[str, Any] = {"cpu_share": round(sum(cpu) / seen, 3) if cpu and seen > 0 else None,
-                               "wait_share": round(sum(wait) / seen, 3) if wait and seen > 0 else None}
+                               "wait_share": round(sum(wait) / seen, 3) if wait and seen > 0 else None,
+                               "steal_share": round(sum(steal) / seen, 3) if steal and seen > 0 else None}
         if out["cpu_share"] is None:
             out["cause"] = "cpu"  # no evidence either way: the classic reading
+        elif out["steal_share"] is not None and out["steal_share"] >= STOLEN_SHARE:
+            out["cause"] = "stolen"
         elif out["wait_share"] is not None and out["wait_share"] >= WAITED_SHARE:
             out["cause"] = "starved"
         elif out["cpu_share"] >= OWN_CPU_SHARE:
@@ -226,6 +269,11 @@ class ScheduleHealth:
                     f"the load generator was starved of CPU: {lost} while {used}{waited}: other processes "
                     f"on this machine had the CPU (the server under test, if it runs here), {late_note}; give "
                     "the generator cores of its own, or run the other processes at a lower priority")
+            elif why["cause"] == "stolen":
+                out.append(
+                    f"the load generator was starved of CPU by the host of this virtual machine: {lost} while "
+                    f"{used}, and the host took {why['steal_share']:.0%} of the machine's CPU (steal), "
+                    f"{late_note}; use a machine whose CPUs are not oversubscribed")
             elif why["cause"] == "blocked":
                 out.append(
                     f"the load generator's event loop was blocked: {lost} while {used}{waited}: a call that "
@@ -259,7 +307,7 @@ class ScheduleHealth:
                                    for r in blocked],
                 "thresholds": {"late_s": LATE_S, "late_share": LATE_SHARE, "blocked_share": BLOCKED_SHARE,
                                "sustain_s": SUSTAIN_S, "own_cpu_share": OWN_CPU_SHARE,
-                               "waited_share": WAITED_SHARE}}
+                               "waited_share": WAITED_SHARE, "stolen_share": STOLEN_SHARE}}
 
 
 def _span(runs: list[tuple[int, int]]) -> str:

@@ -69,3 +69,30 @@ def test_probe_names_why_the_loop_lagged(mode: str, cause: str, words: str) -> N
         assert detail["wait_share"] > 0.5
     (problem,) = result["problems"]
     assert words in problem and "of a CPU" in problem
+
+
+def _health(items: list[list]) -> dict:
+    from locust_burstgpt.generator_health import ScheduleHealth
+
+    health = ScheduleHealth("trace")
+    health.note_lags(items)
+    (detail,) = health.summary()["blocked_causes"]
+    return {"detail": detail, "problems": health.problems()}
+
+
+def test_cause_from_the_evidence_and_host_steal() -> None:
+    """The same lost seconds read differently with what the process and the machine did meanwhile."""
+    # [second, lost, cpu used, cpu waited, observed, machine steal]
+    stolen = _health([[s, 0.8, 0.1, 0.0, 1.0, 0.6] for s in range(3)])
+    assert stolen["detail"]["cause"] == "stolen" and stolen["detail"]["steal_share"] == 0.6
+    assert "host of this virtual machine" in stolen["problems"][0] and "60%" in stolen["problems"][0]
+    # a second observed in part counts in part: 0.45 s of CPU in 0.5 s observed is 90 % of a CPU
+    partial = _health([[0, 0.4, 0.45, 0.0, 0.5, 0.0], [1, 0.9, 0.9, 0.0, 1.0, 0.0], [2, 0.9, 0.9, 0.0, 1.0, 0.0]])
+    assert partial["detail"]["cpu_share"] == 0.9 and partial["detail"]["cause"] == "cpu"
+    # no CPU evidence (a probe that only reports loss): the classic reading, CPU-bound
+    legacy = _health([[s, 0.8] for s in range(3)])
+    assert legacy["detail"]["cause"] == "cpu" and "saturated (CPU-bound)" in legacy["problems"][0]
+    # no wait evidence (not Linux) and little CPU: either cause is named
+    unknown = _health([[s, 0.8, 0.1, None, 1.0, None] for s in range(3)])
+    assert unknown["detail"]["cause"] == "starved_or_blocked"
+    assert "starved of CPU or blocked" in unknown["problems"][0]

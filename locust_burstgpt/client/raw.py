@@ -17,8 +17,10 @@ from time import perf_counter
 from typing import Any
 from urllib.parse import urlsplit
 
+import gevent
 import gevent.queue
 import gevent.socket
+import orjson
 from geventhttpclient.connectionpool import ConnectionPool, SSLConnectionPool
 from geventhttpclient.response import HTTPParseError, HTTPResponse
 
@@ -230,22 +232,25 @@ class RawTransport:
         consume = reader.consume
         recv = stream_recv(sock)
         feed = resp.feed
-        while True:
-            if buf and consume(buf, now):
-                break
-            if not dl.streaming and record.first_token_at is not None:
-                dl.streaming = True
-            if resp.message_complete:
-                break
-            data = recv(_BLOCK)
-            now = perf_counter()
-            st.last_rx = now
-            dl.last = now
-            if not data:
-                _feed_eof(resp)
-                consume(buf, now)
-                break
-            feed(data)
+        try:
+            while True:
+                if buf and consume(buf, now):
+                    break
+                if not dl.streaming and record.first_token_at is not None:
+                    dl.streaming = True
+                if resp.message_complete:
+                    break
+                data = recv(_BLOCK)
+                now = perf_counter()
+                st.last_rx = now
+                dl.last = now
+                if not data:
+                    _feed_eof(resp)
+                    consume(buf, now)
+                    break
+                feed(data)
+        finally:
+            recv.stop()
         if reader.done:
             record.last_byte_at = now
             record.outcome = Outcome.OK
@@ -368,28 +373,65 @@ class RawTransport:
 
 
 def stream_recv(sock: Any) -> Any:
-    """``recv`` for a stream whose next bytes are usually not there yet.
+    """``recv`` for a stream whose next bytes are usually not there yet (call ``.stop()`` after).
 
     gevent's ``socket.recv`` first tries the read, and when nothing has arrived (the common case
-    between two tokens) catches the ``BlockingIOError`` before it waits: a failed system call and
-    an exception per streamed chunk. This one waits for readability first, then reads once. Plain
-    gevent sockets only: a TLS socket's bytes must go through its own ``recv``.
+    between two tokens) catches the ``BlockingIOError`` before it waits; each wait then builds a
+    waiter and starts and stops the socket's read watcher. For a plain gevent socket this reader
+    keeps one read watcher of its own started for the whole stream, whose callback switches
+    straight back into the reading greenlet, so a streamed chunk costs one switch to the hub and
+    back and one read. A TLS socket's bytes must go through its own ``recv``.
     """
     if type(sock) is not gevent.socket.socket:
-        return sock.recv
-    raw = sock._sock.recv
-    wait = sock._wait
-    watcher = sock._read_event
+        return _PlainRecv(sock.recv)
+    return _WatchedRecv(sock)
 
-    def recv(n: int) -> bytes:
+
+class _PlainRecv:
+    """The socket's own ``recv`` (TLS), with the same ``stop()``."""
+
+    __slots__ = ("_recv",)
+
+    def __init__(self, recv: Any) -> None:
+        self._recv = recv
+
+    def __call__(self, n: int) -> bytes:
+        return self._recv(n)
+
+    def stop(self) -> None:
+        pass
+
+
+class _WatchedRecv:
+    """Wait-then-read on a watcher that stays started while one greenlet reads the stream.
+
+    Safe because that greenlet switches to the hub only here while it streams: the watcher's
+    callback can only resume it from this wait. A deadline or a kill is thrown into the same
+    wait, and ``stop()`` (in the caller's ``finally``) stops the watcher."""
+
+    __slots__ = ("_raw", "_watcher", "_wait")
+
+    def __init__(self, sock: Any) -> None:
+        hub = gevent.get_hub()
+        self._raw = sock._sock.recv
+        self._watcher = hub.loop.io(sock.fileno(), 1)
+        self._wait = hub.switch
+
+    def __call__(self, n: int) -> bytes:
+        watcher = self._watcher
+        if not watcher.active:
+            watcher.start(gevent.getcurrent().switch)
+        raw, wait = self._raw, self._wait
         while True:
-            wait(watcher)
+            wait()
             try:
                 return raw(n)
             except BlockingIOError:  # woken without data (rare): wait again
                 continue
 
-    return recv
+    def stop(self) -> None:
+        self._watcher.stop()
+        self._watcher.close()
 
 
 class _Exchange:
@@ -454,7 +496,10 @@ def encode_body(body: dict[str, Any]) -> bytes:
     options = dict(full.get("stream_options") or {})
     options["include_usage"] = True
     full["stream_options"] = options
-    return json.dumps(full, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    try:
+        return orjson.dumps(full)  # compact UTF-8, as below, several times faster
+    except TypeError:  # what orjson refuses (an int beyond 64 bits, say) json may still write
+        return json.dumps(full, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def _feed_eof(resp: HTTPResponse) -> None:

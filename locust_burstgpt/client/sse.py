@@ -57,14 +57,16 @@ class StreamReader:
 
         Returns True once ``[DONE]`` has been seen.
         """
+        nl = buf.find(b"\n")
+        if nl < 0:
+            return self.done
+        data = bytes(buf)  # one copy; lines are sliced from it
+        find = data.find
         start = 0
-        find = buf.find
-        while True:
-            nl = find(b"\n", start)
-            if nl < 0:
-                break
-            line = bytes(buf[start:nl])
+        while nl >= 0:
+            line = data[start:nl]
             start = nl + 1
+            nl = find(b"\n", start)
             if line[-1:] == b"\r":
                 line = line[:-1]
             if not line:

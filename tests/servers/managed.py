@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ CACHE = Path(os.environ.get("BURSTGPT_CACHE") or Path.home() / ".cache" / "locus
 # still take half of a shared core whatever its nice value. Servers therefore get a process group
 # of their own (to be stopped as a whole) but stay in the caller's session.
 BELOW_GENERATOR = ["nice", "-n", "10"]
+_OWN_GROUP: dict = {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
 
 
 def free_port() -> int:
@@ -60,7 +62,7 @@ class ManagedServer:
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             self.cmd, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **self.env},
-            process_group=0,  # not start_new_session: see BELOW_GENERATOR
+            **_OWN_GROUP,  # not start_new_session: see BELOW_GENERATOR
         )
         t0 = time.monotonic()
         try:

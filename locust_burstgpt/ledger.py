@@ -28,6 +28,7 @@ class Ledger:
     conversations_scheduled: int = 0
     conversations_started: int = 0
     retries: int = 0  # extra attempts of requests answered 429/503 (not requests of their own)
+    sent_by_class: Counter = field(default_factory=Counter)  # sent, per trace class (model, log type)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -41,6 +42,7 @@ class Ledger:
             "conversations_scheduled": self.conversations_scheduled,
             "conversations_started": self.conversations_started,
             "retries": self.retries,
+            "sent_by_class": dict(self.sent_by_class),
         }
 
     @classmethod
@@ -56,6 +58,7 @@ class Ledger:
             conversations_scheduled=int(d.get("conversations_scheduled", 0)),
             conversations_started=int(d.get("conversations_started", 0)),
             retries=int(d.get("retries", 0)),
+            sent_by_class=Counter({str(k): int(v) for k, v in d.get("sent_by_class", {}).items()}),
         )
 
     def add(self, other: Ledger) -> Ledger:
@@ -70,6 +73,7 @@ class Ledger:
             conversations_scheduled=self.conversations_scheduled + other.conversations_scheduled,
             conversations_started=self.conversations_started + other.conversations_started,
             retries=self.retries + other.retries,
+            sent_by_class=self.sent_by_class + other.sent_by_class,
         )
 
     @property

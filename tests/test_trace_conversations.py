@@ -132,3 +132,18 @@ def test_meta_is_json_serializable_and_complete():
         assert key in meta
     assert meta["window"]["end"] - meta["window"]["start"] == 3600
     assert meta["requests"] == wl.n_requests and meta["conversations"] == wl.n_conversations
+
+
+@pytest.mark.parametrize("options", [
+    {"failed": "send"},
+    {"window": "busiest:1h", "rate_scale": 2.5, "seed": 3},  # copies of conversations
+    {"window": "busiest:1h", "rate_scale": 0.4, "seed": 3},  # a sample of them
+])
+def test_class_turns_count_each_conversations_requests_under_its_first_turns_class(options):
+    """The web UI's per-class scheduled counts: vectorised, equal to walking every conversation."""
+    wl = prepare(load_trace(BURSTGPT_3_400), **options)
+    walked: dict[tuple[str, str], int] = {}
+    for c in wl.conversations():
+        walked[(c.model, c.log_type)] = walked.get((c.model, c.log_type), 0) + len(c.turns)
+    assert wl.class_turns() == walked
+    assert sum(walked.values()) == wl.n_requests and len(walked) >= 2

@@ -95,21 +95,31 @@ def test_start_form_runs_replay_and_llm_tab_matches_report(web_locust, artifacts
         page.wait_for_selector("text=All")
         page.wait_for_timeout(1000)
         rows = page.locator("table tbody tr")
-        cells = None
+        heads = page.locator("table thead th").all_inner_texts()
+        by_class = {}
         for i in range(rows.count()):
             texts = rows.nth(i).locator("td").all_inner_texts()
-            if texts and texts[0] == "All":
-                cells = texts
-        assert cells is not None, page.content()[:2000]
+            if texts:
+                by_class[texts[0]] = dict(zip(heads, texts, strict=False))
+        assert "All" in by_class, page.content()[:2000]
         page.screenshot(path=str(artifacts_dir / "webui-llm-tab.png"), full_page=True)
-        heads = page.locator("table thead th").all_inner_texts()
-        row = dict(zip(heads, cells, strict=False))
+        row = by_class["All"]
         all_metrics = summary["metrics"]["All"]
         books = summary["reconciliation"]
         assert int(row["Scheduled"]) == books["scheduled"] and int(row["Sent"]) == books["sent"]
         assert int(row["OK"]) == all_metrics["ok"]
         assert float(row["TTFT p50 (ms)"]) == pytest.approx(all_metrics["ttft"]["p50"] * 1000, abs=0.051)
         assert float(row["E2E p99"]) == pytest.approx(all_metrics["e2e"]["p99"] * 1000, abs=0.051)
+        # every class row's books against requests.jsonl, whose lines are the scheduled requests
+        entries = [json.loads(line) for line in (report_dir / "requests.jsonl").read_text().splitlines()]
+        classes = sorted({e["class"] for e in entries})
+        assert sorted(k for k in by_class if k != "All") == classes
+        for label in classes:
+            mine = [e for e in entries if e["class"] == label]
+            not_sent = sum(e["outcome"] == "not_sent" for e in mine)
+            tab = by_class[label]
+            assert (int(tab["Scheduled"]), int(tab["Sent"]), int(tab["In flight"]),
+                    int(tab["Not sent"])) == (len(mine), len(mine) - not_sent, 0, not_sent), label
 
         # the charts page draws from the same timeline as timeline.csv
         page.goto(url + "/burstgpt/")

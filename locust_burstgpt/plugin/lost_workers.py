@@ -41,6 +41,7 @@ class WorkerBooks:
     indices: list[int]
     last_heard: float | None = None  # wall clock of its last message; None before the first
     sent: int = 0
+    sent_by_class: Counter = field(default_factory=Counter)
     outcomes: Counter = field(default_factory=Counter)
     not_sent: Counter = field(default_factory=Counter)
     seen: Counter = field(default_factory=Counter)  # conversation id -> entries shipped (turns, in order)
@@ -85,6 +86,7 @@ class WorkerWatch:
             books.not_sent[entry.get("not_sent_reason") or "unknown"] += 1
         else:
             books.sent += 1
+            books.sent_by_class[entry.get("class") or "all"] += 1
             books.outcomes[entry.get("outcome")] += 1
 
     # -- watching -----------------------------------------------------------------------------
@@ -146,6 +148,7 @@ class WorkerWatch:
             history_trimmed=last.history_trimmed, prompt_raised=last.prompt_raised,
             prompt_clipped=last.prompt_clipped, conversations_scheduled=len(kept),
             conversations_started=min(len(kept), last.conversations_started), retries=last.retries,
+            sent_by_class=Counter(books.sent_by_class),
         )
         ctl.lost_workers[client_id] = ledger
         books.indices = kept

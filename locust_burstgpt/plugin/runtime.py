@@ -176,6 +176,7 @@ class ReplayRuntime:
         earlier: list[RequestRecord] = []  # attempts answered 429/503 and sent again
         state.request_started = True  # from here the turn is sent and ends with one outcome
         self.ledger.sent += 1
+        self.ledger.sent_by_class[state.label] += 1
         try:
             self.client.send(body, record)
             while self._should_retry(record, len(earlier)):

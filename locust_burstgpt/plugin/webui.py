@@ -37,7 +37,7 @@ def _ms(v: float | None) -> str:
 
 
 def tab_rows() -> list[dict[str, Any]]:
-    """One row per trace class plus "All", with the run's books in the All row."""
+    """One row per trace class plus "All", each with its books (scheduled, sent, in flight, not sent)."""
     ctl = controller.get()
     report = ctl.report
     if report is None:
@@ -45,7 +45,7 @@ def tab_rows() -> list[dict[str, Any]]:
     duration = max(1e-9, time.time() - report.epoch_wall)
     summary = report.metrics.summary(duration_s=duration)
     books = live_books()
-    per_class = books.get("by_class", {})
+    per_class = books["by_class"]
     rows = []
     for label, s in summary.items():
         good = (s.get("goodput") or {}).get("fraction")
@@ -77,7 +77,28 @@ def live_books() -> dict[str, Any]:
         led = live_ledger(ctl)
     return {"scheduled": led.scheduled, "sent": led.sent, "in_flight": led.in_flight,
             "not_sent": sum(led.not_sent.values()), "outcomes": dict(led.outcomes),
-            "not_sent_reasons": dict(led.not_sent), "balances": led.balances()}
+            "not_sent_reasons": dict(led.not_sent), "balances": led.balances(),
+            "by_class": class_books(ctl, led)}
+
+
+def class_books(ctl: Any, led: Any) -> dict[str, dict[str, int]]:
+    """The same books per trace class: scheduled from the workload, sent from the processes'
+    counters, ended and not sent from the report's entries (in flight = sent - ended)."""
+    from locust_burstgpt.plugin.replay import class_label
+
+    report = ctl.report
+    scheduled: dict[str, int] = {}
+    if ctl.workload is not None:
+        for (model, log_type), n in ctl.workload.class_turns().items():
+            label = class_label(model, log_type)
+            scheduled[label] = scheduled.get(label, 0) + n
+    done = report.done_by_class if report is not None else {}
+    not_sent = report.not_sent_by_class if report is not None else {}
+    labels = set(scheduled) | set(led.sent_by_class) | set(not_sent)
+    return {label: {"scheduled": scheduled.get(label, 0), "sent": led.sent_by_class.get(label, 0),
+                    "in_flight": max(0, led.sent_by_class.get(label, 0) - done.get(label, 0)),
+                    "not_sent": not_sent.get(label, 0)}
+            for label in sorted(labels)}
 
 
 def live_problems() -> list[str]:

@@ -63,6 +63,8 @@ class RunReport:
         self.entries = 0
         self.outcomes: Counter = Counter()
         self.not_sent: Counter = Counter()
+        self.done_by_class: Counter = Counter()  # sent and ended, per trace class
+        self.not_sent_by_class: Counter = Counter()
         self.requests_log = RequestsLog(self.dir / "requests.jsonl") if self.dir else None
 
     def add(self, entry: dict[str, Any]) -> None:
@@ -71,12 +73,15 @@ class RunReport:
             self.requests_log.write(entry)
         self.timeline.add(entry)
         outcome = entry.get("outcome")
+        label = entry.get("class") or "all"
         if outcome == "not_sent":
             self.not_sent[entry.get("not_sent_reason") or "unknown"] += 1
+            self.not_sent_by_class[label] += 1
             return
         self.outcomes[outcome] += 1
+        self.done_by_class[label] += 1
         record = entry_to_record(entry)
-        self.metrics.record(entry.get("class") or "all", record, recorded_elapsed_s=entry.get("trace_elapsed_s"))
+        self.metrics.record(label, record, recorded_elapsed_s=entry.get("trace_elapsed_s"))
 
     def flush(self) -> None:
         if self.requests_log is not None:

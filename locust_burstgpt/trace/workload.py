@@ -42,6 +42,7 @@ class Workload:
         self.elapsed_estimated = bool(curves.estimated)
         self.curves = curves
         self.meta = meta
+        self._class_turns: dict[tuple[str, str], int] | None = None
 
     def conversation(self, i: int) -> Conversation:
         """Conversation ``i`` in start order, 0 <= i < n_conversations (built on demand)."""
@@ -62,6 +63,21 @@ class Workload:
         if self._sel.source is None:
             return self.table.lengths
         return self.table.lengths[self._sel.source]
+
+    def class_turns(self) -> dict[tuple[str, str], int]:
+        """Scheduled requests per (model, log type) of each conversation's first turn, the class
+        its requests are reported under; vectorised, so it costs nothing for large traces."""
+        if self._class_turns is not None:
+            return self._class_turns
+        table = self.table
+        r = table.r
+        first = table.first if self._sel.source is None else table.first[self._sel.source]
+        n_logs = max(1, len(r.log_types))
+        codes = r.model_codes[first].astype(np.int64) * n_logs + r.log_codes[first]
+        sums = np.bincount(codes, weights=self.turn_counts(), minlength=len(r.models) * n_logs)
+        self._class_turns = {(r.models[c // n_logs], r.log_types[c % n_logs]): int(v)
+                             for c, v in enumerate(sums) if v}
+        return self._class_turns
 
     def request_schedule(self) -> tuple[np.ndarray, np.ndarray]:
         """Scheduled start (replay model) and unscaled service time of every request."""

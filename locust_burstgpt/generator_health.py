@@ -64,29 +64,31 @@ class LoopLagProbe:
             lag = perf_counter() - t0 - interval
             wall, cpu, wait = time.time(), time.process_time(), self._run_delay()
             if lag > 0.001:
-                self._spread(wall - self.epoch_wall - lag, lag, 0)
-            start = last_wall - self.epoch_wall
+                self._spread(wall - self.epoch_wall - lag, lag, (1.0, 0.0, 0.0, 0.0, 0.0))
             span = max(1e-9, wall - last_wall)
-            self._spread(start, span, 3)
-            self._spread(start, span, 1, (cpu - last_cpu) / span)
-            if wait is not None and last_wait is not None:
-                self._spread(start, span, 2, (wait - last_wait) / span)
+            waited = (wait - last_wait) / span if wait is not None and last_wait is not None else 0.0
+            self._spread(last_wall - self.epoch_wall, span, (0.0, (cpu - last_cpu) / span, waited, 1.0, 0.0))
             last_wall, last_cpu, last_wait = wall, cpu, wait
             ticks += 1
             if ticks % STEAL_EVERY == 0 or lag > 0.5:  # /proc/stat counts in 10 ms ticks: read it seldom
                 steal = self._steal()
                 if steal is not None and last_steal is not None and wall > steal_wall:
                     span = wall - steal_wall
-                    self._spread(steal_wall - self.epoch_wall, span, 4, (steal - last_steal) / self._cpus / span)
+                    stolen = (steal - last_steal) / self._cpus / span
+                    self._spread(steal_wall - self.epoch_wall, span, (0.0, 0.0, 0.0, 0.0, stolen))
                 steal_wall, last_steal = wall, steal
 
-    def _spread(self, start: float, length: float, field: int, rate: float = 1.0) -> None:
-        """Book ``rate`` per second of [start, start + length) on every second it covers."""
+    def _spread(self, start: float, length: float, rates: tuple[float, ...]) -> None:
+        """Book ``rates`` (one per field, per second) over [start, start + length) on every second
+        it covers, in one pass."""
         end = start + length
         while start < end:
             second = math.floor(start)
             upto = min(end, second + 1.0)
-            self._pending[int(second)][field] += (upto - start) * rate
+            book, part = self._pending[int(second)], upto - start
+            for k, rate in enumerate(rates):
+                if rate:
+                    book[k] += part * rate
             start = upto
 
     def _run_delay(self) -> float | None:

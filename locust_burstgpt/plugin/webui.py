@@ -92,7 +92,7 @@ def class_books(ctl: Any, led: Any) -> dict[str, dict[str, int]]:
         for (model, log_type), n in ctl.workload.class_turns().items():
             label = class_label(model, log_type)
             scheduled[label] = scheduled.get(label, 0) + n
-    done = report.done_by_class if report is not None else {}
+    done = {label: cm.counters["requests"] for label, cm in report.metrics.classes.items()} if report else {}
     not_sent = report.not_sent_by_class if report is not None else {}
     labels = set(scheduled) | set(led.sent_by_class) | set(not_sent)
     return {label: {"scheduled": scheduled.get(label, 0), "sent": led.sent_by_class.get(label, 0),

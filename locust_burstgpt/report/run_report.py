@@ -63,8 +63,7 @@ class RunReport:
         self.entries = 0
         self.outcomes: Counter = Counter()
         self.not_sent: Counter = Counter()
-        self.done_by_class: Counter = Counter()  # sent and ended, per trace class
-        self.not_sent_by_class: Counter = Counter()
+        self.not_sent_by_class: Counter = Counter()  # (sent and ended, per class: metrics.classes)
         self.requests_log = RequestsLog(self.dir / "requests.jsonl") if self.dir else None
 
     def add(self, entry: dict[str, Any]) -> None:
@@ -79,7 +78,6 @@ class RunReport:
             self.not_sent_by_class[label] += 1
             return
         self.outcomes[outcome] += 1
-        self.done_by_class[label] += 1
         record = entry_to_record(entry)
         self.metrics.record(label, record, recorded_elapsed_s=entry.get("trace_elapsed_s"))
 

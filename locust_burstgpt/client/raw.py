@@ -229,28 +229,13 @@ class RawTransport:
             return
         st.phase = "body"
         buf = resp._body_buffer
-        consume = reader.consume
-        recv = stream_recv(sock)
-        feed = resp.feed
-        try:
-            while True:
-                if buf and consume(buf, now):
-                    break
-                if not dl.streaming and record.first_token_at is not None:
-                    dl.streaming = True
-                if resp.message_complete:
-                    break
-                data = recv(_BLOCK)
-                now = perf_counter()
-                st.last_rx = now
-                dl.last = now
-                if not data:
-                    _feed_eof(resp)
-                    consume(buf, now)
-                    break
-                feed(data)
-        finally:
-            recv.stop()
+        if not ((buf and reader.consume(buf, now)) or resp.message_complete):
+            if record.first_token_at is not None:
+                dl.streaming = True
+            if type(sock) is gevent.socket.socket:
+                now = _BodyPump(sock, resp, reader, dl, st).run()
+            else:
+                now = _read_body(sock, resp, reader, dl, st)
         if reader.done:
             record.last_byte_at = now
             record.outcome = Outcome.OK
@@ -372,66 +357,103 @@ class RawTransport:
                 pass
 
 
-def stream_recv(sock: Any) -> Any:
-    """``recv`` for a stream whose next bytes are usually not there yet (call ``.stop()`` after).
+def _read_body(sock: Any, resp: HTTPResponse, reader: StreamReader, dl: Deadline,
+               st: _Exchange) -> float:
+    """Read the rest of a body with the socket's own ``recv`` (TLS); returns the last arrival time."""
+    buf, consume, feed, record = resp._body_buffer, reader.consume, resp.feed, reader.record
+    while True:
+        data = sock.recv(_BLOCK)
+        now = perf_counter()
+        st.last_rx = dl.last = now
+        if not data:
+            _feed_eof(resp)
+            consume(buf, now)
+            return now
+        feed(data)
+        if (buf and consume(buf, now)) or resp.message_complete:
+            return now
+        if not dl.streaming and record.first_token_at is not None:
+            dl.streaming = True
 
-    gevent's ``socket.recv`` first tries the read, and when nothing has arrived (the common case
-    between two tokens) catches the ``BlockingIOError`` before it waits; each wait then builds a
-    waiter and starts and stops the socket's read watcher. For a plain gevent socket this reader
-    keeps one read watcher of its own started for the whole stream, whose callback switches
-    straight back into the reading greenlet, so a streamed chunk costs one switch to the hub and
-    back and one read. A TLS socket's bytes must go through its own ``recv``.
+
+class _BodyPump:
+    """Reads a stream's body inside the event loop's read callback, then resumes the request.
+
+    Why: between two tokens nothing has arrived, so a greenlet that reads in a loop switches to the
+    event loop and back for every chunk, and gevent's ``recv`` builds a waiter and starts and stops
+    a watcher each time. Here one read watcher stays started for the whole body and its callback
+    reads, parses and times each chunk where the event loop already is; the request's greenlet
+    sleeps until the body ends (or fails) and is woken once. A deadline or a kill thrown into that
+    greenlet stops the watcher on its way out (``finally``). Plain sockets only: TLS bytes must go
+    through the SSL object's own ``recv``.
     """
-    if type(sock) is not gevent.socket.socket:
-        return _PlainRecv(sock.recv)
-    return _WatchedRecv(sock)
 
+    __slots__ = ("_raw", "_watcher", "_greenlet", "_buf", "_consume", "_feed", "_resp", "_dl",
+                 "_st", "_record")
 
-class _PlainRecv:
-    """The socket's own ``recv`` (TLS), with the same ``stop()``."""
-
-    __slots__ = ("_recv",)
-
-    def __init__(self, recv: Any) -> None:
-        self._recv = recv
-
-    def __call__(self, n: int) -> bytes:
-        return self._recv(n)
-
-    def stop(self) -> None:
-        pass
-
-
-class _WatchedRecv:
-    """Wait-then-read on a watcher that stays started while one greenlet reads the stream.
-
-    Safe because that greenlet switches to the hub only here while it streams: the watcher's
-    callback can only resume it from this wait. A deadline or a kill is thrown into the same
-    wait, and ``stop()`` (in the caller's ``finally``) stops the watcher."""
-
-    __slots__ = ("_raw", "_watcher", "_wait")
-
-    def __init__(self, sock: Any) -> None:
-        hub = gevent.get_hub()
+    def __init__(self, sock: Any, resp: HTTPResponse, reader: StreamReader, dl: Deadline,
+                 st: _Exchange) -> None:
         self._raw = sock._sock.recv
-        self._watcher = hub.loop.io(sock.fileno(), 1)
-        self._wait = hub.switch
+        self._watcher = gevent.get_hub().loop.io(sock.fileno(), 1)
+        self._greenlet: Any = None
+        self._buf = resp._body_buffer
+        self._consume = reader.consume
+        self._feed = resp.feed
+        self._resp = resp
+        self._dl = dl
+        self._st = st
+        self._record = reader.record
 
-    def __call__(self, n: int) -> bytes:
+    def run(self) -> float:
+        """Wait until the body ended; returns the arrival time of its last bytes, or raises what
+        reading or parsing it raised."""
+        self._greenlet = gevent.getcurrent()
         watcher = self._watcher
-        if not watcher.active:
-            watcher.start(gevent.getcurrent().switch)
-        raw, wait = self._raw, self._wait
-        while True:
-            wait()
-            try:
-                return raw(n)
-            except BlockingIOError:  # woken without data (rare): wait again
-                continue
+        watcher.start(self._on_readable)
+        try:
+            while True:
+                result = gevent.get_hub().switch()
+                if type(result) is tuple:  # from _end; anything else woke it by mistake
+                    break
+        finally:
+            watcher.stop()
+            watcher.close()
+        exc, now = result
+        if exc is not None:
+            raise exc
+        return now
 
-    def stop(self) -> None:
+    def _on_readable(self) -> None:
+        # runs in the event loop: must not block, and every exception goes to the request
+        try:
+            data = self._raw(_BLOCK)
+        except BlockingIOError:  # woken without data (rare): wait for the next event
+            return
+        except BaseException as e:  # noqa: BLE001 - e.g. ECONNRESET: the request classifies it
+            self._end(e, 0.0)
+            return
+        now = perf_counter()
+        dl = self._dl
+        self._st.last_rx = dl.last = now
+        exc = None
+        try:
+            if data:
+                self._feed(data)
+                buf = self._buf
+                if not ((buf and self._consume(buf, now)) or self._resp.message_complete):
+                    if not dl.streaming and self._record.first_token_at is not None:
+                        dl.streaming = True
+                    return
+            else:
+                _feed_eof(self._resp)
+                self._consume(self._buf, now)
+        except BaseException as e:  # noqa: BLE001 - a parse error ends the body like a read error
+            exc = e
+        self._end(exc, now)
+
+    def _end(self, exc: BaseException | None, now: float) -> None:
         self._watcher.stop()
-        self._watcher.close()
+        self._greenlet.switch((exc, now))  # the event loop goes on when the request next waits
 
 
 class _Exchange:

@@ -60,6 +60,14 @@ class StreamReader:
         nl = buf.find(b"\n")
         if nl < 0:
             return self.done
+        end = len(buf) - 2
+        if (nl == end and self._data is None and self._event is None and buf[end + 1] == 10
+                and buf[:6] == b"data: "):
+            # the usual read: exactly one event of one data line ("data: {...}\n\n")
+            value = bytes(buf[6:end])
+            del buf[:]
+            self._dispatch(value, now, None)
+            return self.done
         data = bytes(buf)  # one copy; lines are sliced from it
         find = data.find
         start = 0
@@ -71,7 +79,7 @@ class StreamReader:
                 line = line[:-1]
             if not line:
                 if self._data is not None:
-                    self._dispatch()
+                    self._flush()
             elif line[:5] == b"data:":
                 value = line[6:] if line[5:6] == b" " else line[5:]
                 if self._data is None:
@@ -91,7 +99,7 @@ class StreamReader:
     def finish(self) -> None:
         """End of body: dispatch a last event that lacked its blank line, store the reply text."""
         if self._data is not None and not self.done:
-            self._dispatch()
+            self._flush()
         self.record.reply_text = "".join(self._parts)
 
     @property
@@ -99,10 +107,14 @@ class StreamReader:
         return self.record.finish_reason is not None
 
     # -- one event -------------------------------------------------------------------------
-    def _dispatch(self) -> None:
-        data, t, event = self._data, self._data_t, self._event
+    def _flush(self) -> None:
+        """Dispatch the event assembled from the lines so far."""
+        data, event = self._data, self._event
         self._data = None
         self._event = None
+        self._dispatch(data, self._data_t, event)  # type: ignore[arg-type]
+
+    def _dispatch(self, data: bytes, t: float, event: bytes | None) -> None:
         if data == _DONE:
             self.done = True
             return
@@ -121,14 +133,12 @@ class StreamReader:
             c = choices[0]
             if self.chat:
                 delta = c.get("delta")
-                text = reasoning = None
-                if delta:
-                    text = delta.get("content")
-                    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+                text = delta.get("content") if delta else None
+                # reasoning text times a token too, but is not part of the reply
+                counted = text or (delta and (delta.get("reasoning_content") or delta.get("reasoning")))
             else:
-                text = c.get("text")
-                reasoning = None
-            if text or reasoning:
+                counted = text = c.get("text")
+            if counted:
                 rec = self.record
                 if rec.first_token_at is None:
                     rec.first_token_at = t

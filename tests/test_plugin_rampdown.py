@@ -65,3 +65,28 @@ def test_window_end_without_drain_records_cancelled(slow_sim, trace, tmp_path):
     cancelled = next(x for x in lines if x["outcome"] == "cancelled")
     assert cancelled["sent_at"] is not None and cancelled["completion_tokens"] in (None, 0) or \
         cancelled["completion_tokens"] < 40
+
+
+def test_idle_users_stop_at_once_with_a_stop_timeout(tmp_path):
+    # Ten requests at t=100 that the trace says took 1 s, then one at t=108: the pool is sized for
+    # second 0 and the shape asks for no users in seconds 1-7. The fast simulator answers in
+    # milliseconds, so every user is idle (waiting for a conversation) when the ramp-down comes.
+    # With --stop-timeout Locust lets a user finish its task before it stops; a user with no
+    # conversation has nothing to finish and must go at once, not linger for 30 s.
+    trace = tmp_path / "idle.csv"
+    trace.write_text(HEADER + "100,,1,ChatGPT,50,5,55,API log\n" * 10 + "108,,1,ChatGPT,50,5,55,API log\n")
+    report = tmp_path / "report"
+    with SimulatorProcess(profile="fast") as sim:
+        run = run_locust(tmp_path, sim.base_url, "--burstgpt-trace", str(trace), "--stop-timeout", "30",
+                         "--burstgpt-window", "100+10s", "--burstgpt-report", str(report))
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.ledger()["outcomes"] == {"ok": 11}
+    rows = [line.split(",") for line in (report / "timeline.csv").read_text().splitlines()]
+    col = {name: i for i, name in enumerate(rows[0])}
+    seconds = {int(r[col["second"]]): (int(r[col["target_users"]] or 0), int(r[col["actual_users"]] or 0))
+               for r in rows[1:]}
+    assert max(actual for _, actual in seconds.values()) >= 10, seconds  # the pool was there
+    # a second whose target was 0 since the one before has no user left
+    idle = [s for s in seconds if s - 1 in seconds and seconds[s - 1][0] == 0 and seconds[s][0] == 0]
+    assert len(idle) >= 4, seconds
+    assert all(seconds[s][1] == 0 for s in idle), seconds

@@ -30,6 +30,13 @@ class BurstGPTUser(User):
         """Hook: return the body to send (default: unchanged)."""
         return body
 
+    _idle = False  # waiting for a conversation: holds nothing
+
+    def stop(self, force: bool = False) -> bool:
+        """Locust's stop; a user that waits for a conversation stops at once even when Locust would
+        let it finish its task (``--stop-timeout``): there is nothing to finish."""
+        return super().stop(force=force or self._idle)
+
     @task
     def replay_conversation(self) -> None:
         runtime = controller.get().runtime
@@ -41,7 +48,13 @@ class BurstGPTUser(User):
             runtime = controller.get().runtime
             if runtime is None:
                 raise StopUser()
-        state = runtime.engine.take(timeout=1.0)
+        # blocks without a timeout: a pool sized for a slow trace holds hundreds of idle users,
+        # and waking each of them every second would cost more CPU than the requests themselves
+        self._idle = True
+        try:
+            state = runtime.engine.take()
+        finally:
+            self._idle = False
         if state is None:
             return
         runtime.engine.run_for_user(state)

@@ -48,8 +48,8 @@ class BurstGPTUser(User):
             runtime = controller.get().runtime
             if runtime is None:
                 raise StopUser()
-        # blocks without a timeout: a pool sized for a slow trace holds hundreds of idle users,
-        # and waking each of them every second would cost more CPU than the requests themselves
+        # blocks without a timeout: a pool sized for a slow trace can hold hundreds of idle users,
+        # and waking each of them every second only to wait again costs CPU the replay needs
         self._idle = True
         try:
             state = runtime.engine.take()

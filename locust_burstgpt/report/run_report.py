@@ -63,7 +63,7 @@ class RunReport:
         self.entries = 0
         self.outcomes: Counter = Counter()
         self.not_sent: Counter = Counter()
-        self.not_sent_by_class: Counter = Counter()  # (sent and ended, per class: metrics.classes)
+        self.not_sent_by_class: Counter = Counter()  # per class; ended ones are in metrics.classes
         self.requests_log = RequestsLog(self.dir / "requests.jsonl") if self.dir else None
 
     def add(self, entry: dict[str, Any]) -> None:

@@ -54,8 +54,11 @@ def cpu_s() -> float:
 
 
 def body(tokens: int, i: int) -> dict:
-    return {"model": MODEL, "messages": [{"role": "user", "content": f"benchmark request {i}"}],
-            **output_controls(tokens, "sim")}
+    return {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": f"benchmark request {i}"}],
+        **output_controls(tokens, "sim"),
+    }
 
 
 def stream_round(client, streams: int, requests: int, tokens: int) -> tuple[float, int, float]:
@@ -76,20 +79,26 @@ def stream_round(client, streams: int, requests: int, tokens: int) -> tuple[floa
 
 
 def cpu_per_chunk(sim_url: str, args: argparse.Namespace) -> dict[str, list[float]]:
-    clients = {name: make_client(ClientConfig(base_url=sim_url, transport=name, pool_size=256))
-               for name in ("raw", "openai")}
+    clients = {
+        name: make_client(ClientConfig(base_url=sim_url, transport=name, pool_size=256))
+        for name in ("raw", "openai")
+    }
     for client in clients.values():  # warm up: connections, imports, first-call costs
         stream_round(client, args.streams, args.streams * 2, 8)
     per_chunk: dict[str, list[float]] = {name: [] for name in clients}
     for k in range(args.rounds):
         order = ["raw", "openai"] if k % 2 == 0 else ["openai", "raw"]
         for name in order:
-            cpu, chunks, wall = stream_round(clients[name], args.streams, args.requests, args.tokens)
+            cpu, chunks, wall = stream_round(
+                clients[name], args.streams, args.requests, args.tokens
+            )
             us = cpu / chunks * 1e6
             per_chunk[name].append(us)
-            print(f"  round {k + 1} {name:>6}: {chunks} chunks in {wall:.2f} s "
-                  f"({chunks / wall:,.0f}/s), CPU {cpu * 1e3:.0f} ms = {us:.1f} us/chunk "
-                  f"({cpu / wall:.0%} of a core)")
+            print(
+                f"  round {k + 1} {name:>6}: {chunks} chunks in {wall:.2f} s "
+                f"({chunks / wall:,.0f}/s), CPU {cpu * 1e3:.0f} ms = {us:.1f} us/chunk "
+                f"({cpu / wall:.0%} of a core)"
+            )
     for client in clients.values():
         client.close()
     return per_chunk
@@ -149,8 +158,14 @@ def lateness(sim_url: str, args: argparse.Namespace) -> dict:
     late.add_many(r.lateness for r in records)
     ttft.add_many(r.ttft for r in records if r.ttft is not None)
     failed = sum(r.outcome is not Outcome.OK for r in records)
-    return {"baseline": baseline, "late": late, "ttft": ttft, "failed": failed,
-            "peak": in_flight[1], "cpu_share": cpu / wall}
+    return {
+        "baseline": baseline,
+        "late": late,
+        "ttft": ttft,
+        "failed": failed,
+        "peak": in_flight[1],
+        "cpu_share": cpu / wall,
+    }
 
 
 def pin(sim_pid: int) -> str:
@@ -175,38 +190,55 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3, help="CPU rounds per transport")
     ap.add_argument("--rate", type=float, default=500.0, help="open-loop requests/s")
     ap.add_argument("--seconds", type=float, default=10.0, help="open-loop schedule length")
-    ap.add_argument("--late-tokens", type=int, default=8, help="output tokens per open-loop request")
-    ap.add_argument("--pin", action="store_true",
-                    help="pin the simulator and this process to different CPUs")
+    ap.add_argument(
+        "--late-tokens", type=int, default=8, help="output tokens per open-loop request"
+    )
+    ap.add_argument(
+        "--pin", action="store_true", help="pin the simulator and this process to different CPUs"
+    )
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = ap.parse_args()
 
     with SimulatorProcess(profile="fast") as sim:
-        print(f"simulator {sim.base_url} (fast profile, 1 ms steps, one token per chunk); "
-              f"{pin(sim.pid) if args.pin else 'not pinned'}; "
-              f"load average {os.getloadavg()[0]:.1f}")
-        print(f"1. CPU per content chunk: {args.streams} streams x {args.tokens} tokens, "
-              f"{args.requests} requests per round")
+        print(
+            f"simulator {sim.base_url} (fast profile, 1 ms steps, one token per chunk); "
+            f"{pin(sim.pid) if args.pin else 'not pinned'}; "
+            f"load average {os.getloadavg()[0]:.1f}"
+        )
+        print(
+            f"1. CPU per content chunk: {args.streams} streams x {args.tokens} tokens, "
+            f"{args.requests} requests per round"
+        )
         per_chunk = cpu_per_chunk(sim.base_url, args)
-        print(f"2. lateness: Poisson {args.rate:g} req/s for {args.seconds:g} s, "
-              f"{args.late_tokens} tokens each, raw transport")
+        print(
+            f"2. lateness: Poisson {args.rate:g} req/s for {args.seconds:g} s, "
+            f"{args.late_tokens} tokens each, raw transport"
+        )
         lat = lateness(sim.base_url, args)
     baseline, late, failed = lat["baseline"], lat["late"], lat["failed"]
 
     raw, oai = statistics.median(per_chunk["raw"]), statistics.median(per_chunk["openai"])
     ratio = oai / raw
     print("\nresults")
-    print(f"  raw transport     {raw:7.1f} us CPU per chunk (median of {args.rounds}; "
-          f"target <= {TARGET_RAW_US:g})")
+    print(
+        f"  raw transport     {raw:7.1f} us CPU per chunk (median of {args.rounds}; "
+        f"target <= {TARGET_RAW_US:g})"
+    )
     print(f"  openai transport  {oai:7.1f} us CPU per chunk (median of {args.rounds})")
     print(f"  openai / raw      {ratio:7.1f} x (target >= {TARGET_RATIO:g})")
-    print(f"  lateness          p50 {ms(late, 50)}  p90 {ms(late, 90)}  p99 {ms(late, 99)}  "
-          f"max {late.max * 1e3:.2f} ms over {late.count} requests ({failed} not ok; "
-          f"target p99 < {TARGET_LATENESS_P99_MS:g} ms)")
-    print(f"  dispatch baseline p50 {ms(baseline, 50)}  p90 {ms(baseline, 90)}  "
-          f"p99 {ms(baseline, 99)}  max {baseline.max * 1e3:.2f} ms (same schedule, no-op requests)")
-    print(f"  open-loop run     peak {lat['peak']} in flight, TTFT p50 {ms(lat['ttft'], 50)} "
-          f"p99 {ms(lat['ttft'], 99)} ms, client CPU {lat['cpu_share']:.0%} of a core")
+    print(
+        f"  lateness          p50 {ms(late, 50)}  p90 {ms(late, 90)}  p99 {ms(late, 99)}  "
+        f"max {late.max * 1e3:.2f} ms over {late.count} requests ({failed} not ok; "
+        f"target p99 < {TARGET_LATENESS_P99_MS:g} ms)"
+    )
+    print(
+        f"  dispatch baseline p50 {ms(baseline, 50)}  p90 {ms(baseline, 90)}  "
+        f"p99 {ms(baseline, 99)}  max {baseline.max * 1e3:.2f} ms (same schedule, no-op requests)"
+    )
+    print(
+        f"  open-loop run     peak {lat['peak']} in flight, TTFT p50 {ms(lat['ttft'], 50)} "
+        f"p99 {ms(lat['ttft'], 99)} ms, client CPU {lat['cpu_share']:.0%} of a core"
+    )
     checks = {
         "raw us/chunk": raw <= TARGET_RAW_US,
         "openai/raw ratio": ratio >= TARGET_RATIO,

@@ -47,31 +47,69 @@ TRACE = ROOT / "locust_burstgpt" / "data" / "BurstGPT_1_first7days_rows0000001-0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--servers", default="sim,llamacpp", help="comma-separated: sim, llamacpp")
-    p.add_argument("--tools", default="ours,aiperf,guidellm,vllm",
-                   help="comma-separated: ours, aiperf, guidellm, vllm")
-    p.add_argument("--trace", default=str(TRACE), help="BurstGPT trace file (default: bundled BurstGPT_1 week)")
-    p.add_argument("--sim-window", default="d0+00:00+24h", help="trace window for the simulator runs")
-    p.add_argument("--sim-speedup", type=float, default=960.0, help="speedup for the simulator runs")
-    p.add_argument("--llama-window", default="d0+08:00+1h", help="trace window for the llama.cpp runs")
-    p.add_argument("--llama-speedup", type=float, default=60.0, help="speedup for the llama.cpp runs")
-    p.add_argument("--repeat", type=int, default=3,
-                   help="passes over the tools per server, in alternating order; tables show medians")
-    p.add_argument("--llama-max-request-tokens", type=int, default=96,
-                   help="cap on prompt tokens for llama.cpp (SmolLM2 on one CPU thread prefills ~200 tokens/s)")
-    p.add_argument("--llama-max-response-tokens", type=int, default=24,
-                   help="cap on response tokens for llama.cpp (it decodes ~60-90 tokens/s in total)")
-    p.add_argument("--ours-sim-args", default="", help="extra locust arguments for our runs on the simulator")
-    p.add_argument("--ours-llama-args", default="--burstgpt-headroom 10",
-                   help="extra locust arguments for our runs on llama.cpp (the user pool is sized from the "
-                        "trace's service times; llama.cpp on one thread is several times slower)")
+    p.add_argument(
+        "--tools",
+        default="ours,aiperf,guidellm,vllm",
+        help="comma-separated: ours, aiperf, guidellm, vllm",
+    )
+    p.add_argument(
+        "--trace", default=str(TRACE), help="BurstGPT trace file (default: bundled BurstGPT_1 week)"
+    )
+    p.add_argument(
+        "--sim-window", default="d0+00:00+24h", help="trace window for the simulator runs"
+    )
+    p.add_argument(
+        "--sim-speedup", type=float, default=960.0, help="speedup for the simulator runs"
+    )
+    p.add_argument(
+        "--llama-window", default="d0+08:00+1h", help="trace window for the llama.cpp runs"
+    )
+    p.add_argument(
+        "--llama-speedup", type=float, default=60.0, help="speedup for the llama.cpp runs"
+    )
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="passes over the tools per server, in alternating order; tables show medians",
+    )
+    p.add_argument(
+        "--llama-max-request-tokens",
+        type=int,
+        default=96,
+        help="cap on prompt tokens for llama.cpp (SmolLM2 on one CPU thread prefills ~200 tokens/s)",
+    )
+    p.add_argument(
+        "--llama-max-response-tokens",
+        type=int,
+        default=24,
+        help="cap on response tokens for llama.cpp (it decodes ~60-90 tokens/s in total)",
+    )
+    p.add_argument(
+        "--ours-sim-args", default="", help="extra locust arguments for our runs on the simulator"
+    )
+    p.add_argument(
+        "--ours-llama-args",
+        default="--burstgpt-headroom 10",
+        help="extra locust arguments for our runs on llama.cpp (the user pool is sized from the "
+        "trace's service times; llama.cpp on one thread is several times slower)",
+    )
     p.add_argument("--max-requests", type=int, default=4000, help="bound on requests per schedule")
-    p.add_argument("--timeout", type=float, default=600.0, help="seconds before a tool's run is killed")
-    p.add_argument("--out", default="", help="work directory (default: test-artifacts/peers/<time>)")
-    p.add_argument("--write-readme", action="store_true",
-                   help="replace the results block of benchmarks/README.md with this run's tables")
+    p.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds before a tool's run is killed"
+    )
+    p.add_argument(
+        "--out", default="", help="work directory (default: test-artifacts/peers/<time>)"
+    )
+    p.add_argument(
+        "--write-readme",
+        action="store_true",
+        help="replace the results block of benchmarks/README.md with this run's tables",
+    )
     args = p.parse_args(argv)
     if args.repeat < 1:
         p.error("--repeat must be at least 1")
@@ -107,12 +145,18 @@ def make_tools(names: list[str]) -> list[tools.Tool]:
 def schedules(args: argparse.Namespace) -> dict[str, schedule.Schedule]:
     out = {}
     if "sim" in args.servers:
-        out["sim"] = schedule.from_trace(args.trace, args.sim_window, args.sim_speedup,
-                                         max_requests=args.max_requests)
+        out["sim"] = schedule.from_trace(
+            args.trace, args.sim_window, args.sim_speedup, max_requests=args.max_requests
+        )
     if "llamacpp" in args.servers:
         limits = schedule.Limits(args.llama_max_request_tokens, args.llama_max_response_tokens)
-        out["llamacpp"] = schedule.from_trace(args.trace, args.llama_window, args.llama_speedup, limits,
-                                              max_requests=args.max_requests)
+        out["llamacpp"] = schedule.from_trace(
+            args.trace,
+            args.llama_window,
+            args.llama_speedup,
+            limits,
+            max_requests=args.max_requests,
+        )
     return out
 
 
@@ -126,22 +170,30 @@ def machine() -> str:
     except OSError:
         pass
     mem = psutil.virtual_memory().total / 2**30
-    return (f"{os.cpu_count()} vCPU ({cpu}), {mem:.0f} GiB RAM, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f} at start")
+    return (
+        f"{os.cpu_count()} vCPU ({cpu}), {mem:.0f} GiB RAM, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f} at start"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
-    out = Path(args.out) if args.out else ROOT / "test-artifacts" / "peers" / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = (
+        Path(args.out)
+        if args.out
+        else ROOT / "test-artifacts" / "peers" / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    )
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer_dir = install.ensure_vllm(log)["model"]   # SmolLM2's tokenizer, for the peers' prompts
+    tokenizer_dir = install.ensure_vllm(log)["model"]  # SmolLM2's tokenizer, for the peers' prompts
     if "llamacpp" in args.servers:
         install.ensure_llamacpp(log)
     tool_list = make_tools(args.tools)
     plans = schedules(args)
-    header = [f"Run {dt.datetime.now().strftime('%Y-%m-%d %H:%M')} on {machine()}.",
-              "Versions: " + "; ".join(f"{t.label}: {t.version}" for t in tool_list) + "."]
+    header = [
+        f"Run {dt.datetime.now().strftime('%Y-%m-%d %H:%M')} on {machine()}.",
+        "Versions: " + "; ".join(f"{t.label}: {t.version}" for t in tool_list) + ".",
+    ]
     log(header[0])
     log(header[1])
     sections, all_results = [], []
@@ -154,21 +206,41 @@ def main(argv: list[str] | None = None) -> int:
             for i in range(args.repeat):
                 for tool in tool_list if i % 2 == 0 else tool_list[::-1]:
                     if isinstance(tool, tools.Ours):
-                        tool.extra_args = tuple(shlex.split(args.ours_sim_args if kind == "sim"
-                                                            else args.ours_llama_args))
-                    results.append(run_tool(tool, server, plan, out / kind / f"pass{i + 1}" / tool.name,
-                                            args.timeout, log, pass_index=i))
+                        tool.extra_args = tuple(
+                            shlex.split(
+                                args.ours_sim_args if kind == "sim" else args.ours_llama_args
+                            )
+                        )
+                    results.append(
+                        run_tool(
+                            tool,
+                            server,
+                            plan,
+                            out / kind / f"pass{i + 1}" / tool.name,
+                            args.timeout,
+                            log,
+                            pass_index=i,
+                        )
+                    )
         part_s = time.monotonic() - part_start
         log(f"{kind} part took {part_s:.0f} s")
-        text = report.section({"sim": "Simulator, fast profile",
-                               "llamacpp": "llama.cpp, SmolLM2-135M"}[kind], plan, results, part_s)
+        text = report.section(
+            {"sim": "Simulator, fast profile", "llamacpp": "llama.cpp, SmolLM2-135M"}[kind],
+            plan,
+            results,
+            part_s,
+        )
         print("\n" + text + "\n", flush=True)
         sections.append(text)
         all_results += results
     took = time.monotonic() - started
-    body = "\n".join(header) + f" Whole comparison: {took / 60:.1f} min.\n\n" + "\n\n".join(sections)
+    body = (
+        "\n".join(header) + f" Whole comparison: {took / 60:.1f} min.\n\n" + "\n\n".join(sections)
+    )
     (out / "results.md").write_text(body + "\n", encoding="utf-8")
-    (out / "results.json").write_text(json.dumps([r.as_dict() for r in all_results], indent=1, default=str))
+    (out / "results.json").write_text(
+        json.dumps([r.as_dict() for r in all_results], indent=1, default=str)
+    )
     log(f"done in {took / 60:.1f} min; results in {out}")
     if args.write_readme:
         report.update_readme(ROOT / "benchmarks" / "README.md", body)

@@ -53,8 +53,15 @@ class LoadStats:
 class StreamClient(asyncio.Protocol):
     """One keep-alive connection sending streamed chat requests back to back."""
 
-    def __init__(self, request: bytes, stats: LoadStats, stop_at: float, record_from: float,
-                 sample_itl: bool, done: asyncio.Future[None]) -> None:
+    def __init__(
+        self,
+        request: bytes,
+        stats: LoadStats,
+        stop_at: float,
+        record_from: float,
+        sample_itl: bool,
+        done: asyncio.Future[None],
+    ) -> None:
         self.request = request
         self.stats = stats
         self.stop_at = stop_at
@@ -107,13 +114,23 @@ class StreamClient(asyncio.Protocol):
             self.done.set_result(None)
 
 
-async def drive(port: int, streams: int, seconds: float, warmup: float, max_tokens: int,
-                sample_itl: bool) -> tuple[LoadStats, float]:
+async def drive(
+    port: int, streams: int, seconds: float, warmup: float, max_tokens: int, sample_itl: bool
+) -> tuple[LoadStats, float]:
     loop = asyncio.get_running_loop()
-    body = json.dumps({"model": "burstgpt-sim", "messages": [{"role": "user", "content": "Hello there"}],
-                       "max_tokens": max_tokens, "ignore_eos": True, "stream": True}).encode()
-    request = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-               b"Content-Length: %d\r\n\r\n%b" % (len(body), body))
+    body = json.dumps(
+        {
+            "model": "burstgpt-sim",
+            "messages": [{"role": "user", "content": "Hello there"}],
+            "max_tokens": max_tokens,
+            "ignore_eos": True,
+            "stream": True,
+        }
+    ).encode()
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%b" % (len(body), body)
+    )
     stats = LoadStats()
     t0 = time.monotonic()
     record_from = t0 + warmup
@@ -123,8 +140,12 @@ async def drive(port: int, streams: int, seconds: float, warmup: float, max_toke
         fut: asyncio.Future[None] = loop.create_future()
         dones.append(fut)
         await loop.create_connection(
-            lambda fut=fut, i=i: StreamClient(request, stats, stop_at, record_from, sample_itl and i % 10 == 0, fut),
-            "127.0.0.1", port)
+            lambda fut=fut, i=i: StreamClient(
+                request, stats, stop_at, record_from, sample_itl and i % 10 == 0, fut
+            ),
+            "127.0.0.1",
+            port,
+        )
     await asyncio.sleep(max(0.0, stop_at - time.monotonic()))
     measured = time.monotonic() - record_from
     tokens_in_window = stats.tokens
@@ -153,7 +174,9 @@ def counter(page: str, name: str) -> int:
     return int(float(m.group(1)))
 
 
-def quantile_bound(before: list[tuple[float, int]], after: list[tuple[float, int]], q: float) -> float:
+def quantile_bound(
+    before: list[tuple[float, int]], after: list[tuple[float, int]], q: float
+) -> float:
     """Upper bucket bound below which a fraction q of the run's observations fall."""
     delta = [(b, a - c) for (b, a), (_, c) in zip(after, before, strict=True)]
     total = delta[-1][1]
@@ -174,8 +197,14 @@ def client_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def run_one(label: str, profile_over: dict, loop_kind: str, args: argparse.Namespace, sim_cpu: int,
-            sample_itl: bool) -> dict:
+def run_one(
+    label: str,
+    profile_over: dict,
+    loop_kind: str,
+    args: argparse.Namespace,
+    sim_cpu: int,
+    sample_itl: bool,
+) -> dict:
     config = {"profile_overrides": profile_over} if profile_over else None
     sim = SimulatorProcess(profile="fast", config=config, loop=loop_kind)
     sim.start()
@@ -188,7 +217,10 @@ def run_one(label: str, profile_over: dict, loop_kind: str, args: argparse.Names
         loop = client_loop()
         try:
             stats, measured = loop.run_until_complete(
-                drive(sim.port, args.streams, args.seconds, args.warmup, args.max_tokens, sample_itl))
+                drive(
+                    sim.port, args.streams, args.seconds, args.warmup, args.max_tokens, sample_itl
+                )
+            )
         finally:
             loop.close()
         cpu1 = proc.cpu_times()
@@ -200,10 +232,15 @@ def run_one(label: str, profile_over: dict, loop_kind: str, args: argparse.Names
     name = "burstgpt_sim:token_send_delay_seconds"
     hb, ha = histogram(before, name), histogram(after, name)
     res = {
-        "label": label, "loop": loop_kind, "streams": args.streams,
-        "tokens_per_s": stats.tokens / measured, "requests": stats.requests, "errors": stats.errors,
+        "label": label,
+        "loop": loop_kind,
+        "streams": args.streams,
+        "tokens_per_s": stats.tokens / measured,
+        "requests": stats.requests,
+        "errors": stats.errors,
         "sim_cpu": cpu_util,
-        "send_delay_p50_le": quantile_bound(hb, ha, 0.5), "send_delay_p99_le": quantile_bound(hb, ha, 0.99),
+        "send_delay_p50_le": quantile_bound(hb, ha, 0.5),
+        "send_delay_p99_le": quantile_bound(hb, ha, 0.99),
         "client_chunks": stats.all_tokens,
         "sim_chunks": counter(after, "burstgpt_sim:streamed_chunks_total")
         - counter(before, "burstgpt_sim:streamed_chunks_total"),
@@ -216,7 +253,9 @@ def run_one(label: str, profile_over: dict, loop_kind: str, args: argparse.Names
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--streams", type=int, default=TARGET_STREAMS)
     ap.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run")
     ap.add_argument("--warmup", type=float, default=2.0)
@@ -234,46 +273,71 @@ def main() -> int:
         have_uvloop = True
     except ImportError:
         have_uvloop = False
-    print(f"simulator pinned to CPU {sim_cpu}, load generator (this process) to CPU {load_cpu}; "
-          f"{args.streams} streams x {args.max_tokens} tokens, {args.seconds:.0f} s measured per run")
+    print(
+        f"simulator pinned to CPU {sim_cpu}, load generator (this process) to CPU {load_cpu}; "
+        f"{args.streams} streams x {args.max_tokens} tokens, {args.seconds:.0f} s measured per run"
+    )
     runs = [run_one("fast", {}, "asyncio", args, sim_cpu, False)]
     if have_uvloop:
         runs.append(run_one("fast", {}, "uvloop", args, sim_cpu, False))
     best = "uvloop" if have_uvloop else "asyncio"
-    paced = run_one(f"paced {args.step * 1000:.0f} ms", {"step_base_s": args.step}, best, args, sim_cpu, True)
+    paced = run_one(
+        f"paced {args.step * 1000:.0f} ms", {"step_base_s": args.step}, best, args, sim_cpu, True
+    )
     runs.append(paced)
 
     print()
-    print(f"{'run':<14}{'loop':<9}{'streams':>8}{'tokens/s':>11}{'vs 20k':>8}{'sim CPU':>9}"
-          f"{'tokens/sim-CPU-s':>18}{'send delay p50/p99 (<= bucket)':>33}{'errors':>8}")
+    print(
+        f"{'run':<14}{'loop':<9}{'streams':>8}{'tokens/s':>11}{'vs 20k':>8}{'sim CPU':>9}"
+        f"{'tokens/sim-CPU-s':>18}{'send delay p50/p99 (<= bucket)':>33}{'errors':>8}"
+    )
     for r in runs:
         per_cpu = r["tokens_per_s"] / r["sim_cpu"] if r["sim_cpu"] > 0 else float("nan")
-        print(f"{r['label']:<14}{r['loop']:<9}{r['streams']:>8}{r['tokens_per_s']:>11,.0f}"
-              f"{r['tokens_per_s'] / TARGET_TOKENS_PER_S:>8.2f}{r['sim_cpu'] * 100:>8.0f}%"
-              f"{per_cpu:>18,.0f}"
-              f"{r['send_delay_p50_le'] * 1000:>16.2f} / {r['send_delay_p99_le'] * 1000:.1f} ms"
-              f"{r['errors']:>8}")
+        print(
+            f"{r['label']:<14}{r['loop']:<9}{r['streams']:>8}{r['tokens_per_s']:>11,.0f}"
+            f"{r['tokens_per_s'] / TARGET_TOKENS_PER_S:>8.2f}{r['sim_cpu'] * 100:>8.0f}%"
+            f"{per_cpu:>18,.0f}"
+            f"{r['send_delay_p50_le'] * 1000:>16.2f} / {r['send_delay_p99_le'] * 1000:.1f} ms"
+            f"{r['errors']:>8}"
+        )
     for r in runs:
         if r["client_chunks"] != r["sim_chunks"]:
-            print(f"warning: {r['label']}/{r['loop']}: client counted {r['client_chunks']} chunks, "
-                  f"simulator wrote {r['sim_chunks']}")
-    print("(client chunk counts equal the simulator's own counts in every run)"
-          if all(r["client_chunks"] == r["sim_chunks"] for r in runs) else "")
-    print(f"fast runs schedule {args.streams * 1000:,} tokens/s (1 ms steps): sim CPU near 100 % means the "
-          "simulator was the limit; below that, the load generator was, and tokens/sim-CPU-s "
-          "estimates the simulator's one-core ceiling.")
+            print(
+                f"warning: {r['label']}/{r['loop']}: client counted {r['client_chunks']} chunks, "
+                f"simulator wrote {r['sim_chunks']}"
+            )
+    print(
+        "(client chunk counts equal the simulator's own counts in every run)"
+        if all(r["client_chunks"] == r["sim_chunks"] for r in runs)
+        else ""
+    )
+    print(
+        f"fast runs schedule {args.streams * 1000:,} tokens/s (1 ms steps): sim CPU near 100 % means the "
+        "simulator was the limit; below that, the load generator was, and tokens/sim-CPU-s "
+        "estimates the simulator's one-core ceiling."
+    )
     scheduled = args.streams / args.step
     print()
-    print(f"paced run: scheduled {scheduled:,.0f} tokens/s ({args.streams} streams / {args.step * 1000:.0f} ms), "
-          f"achieved {paced['tokens_per_s']:,.0f} (ratio {paced['tokens_per_s'] / scheduled:.3f}); "
-          f"client ITL p50 {paced.get('itl_p50', float('nan')) * 1000:.1f} ms, "
-          f"p99 {paced.get('itl_p99', float('nan')) * 1000:.1f} ms vs {args.step * 1000:.0f} ms schedule")
+    print(
+        f"paced run: scheduled {scheduled:,.0f} tokens/s ({args.streams} streams / {args.step * 1000:.0f} ms), "
+        f"achieved {paced['tokens_per_s']:,.0f} (ratio {paced['tokens_per_s'] / scheduled:.3f}); "
+        f"client ITL p50 {paced.get('itl_p50', float('nan')) * 1000:.1f} ms, "
+        f"p99 {paced.get('itl_p99', float('nan')) * 1000:.1f} ms vs {args.step * 1000:.0f} ms schedule"
+    )
     if len(runs) == 3:
-        print(f"uvloop / asyncio tokens/s ratio: {runs[1]['tokens_per_s'] / runs[0]['tokens_per_s']:.2f}")
+        print(
+            f"uvloop / asyncio tokens/s ratio: {runs[1]['tokens_per_s'] / runs[0]['tokens_per_s']:.2f}"
+        )
     top = max(r["tokens_per_s"] for r in runs[:-1])
-    ok = top >= TARGET_TOKENS_PER_S and args.streams >= TARGET_STREAMS and all(r["errors"] == 0 for r in runs)
-    print(f"target >= {TARGET_STREAMS} streams and >= {TARGET_TOKENS_PER_S:,} tokens/s on one core: "
-          f"{'MET' if ok else 'NOT MET'} (best {top:,.0f} tokens/s = {top / TARGET_TOKENS_PER_S:.2f}x target)")
+    ok = (
+        top >= TARGET_TOKENS_PER_S
+        and args.streams >= TARGET_STREAMS
+        and all(r["errors"] == 0 for r in runs)
+    )
+    print(
+        f"target >= {TARGET_STREAMS} streams and >= {TARGET_TOKENS_PER_S:,} tokens/s on one core: "
+        f"{'MET' if ok else 'NOT MET'} (best {top:,.0f} tokens/s = {top / TARGET_TOKENS_PER_S:.2f}x target)"
+    )
     return 0 if ok else 1
 
 

@@ -67,7 +67,9 @@ def _attribute(environment, **_kw):
     gevent.spawn(snapshots)
 """
 
-HEADER = "Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+HEADER = (
+    "Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+)
 
 
 def write_trace(path: Path, seconds: int, rate: float, seed: int = 7) -> int:
@@ -83,7 +85,12 @@ def write_trace(path: Path, seconds: int, rate: float, seed: int = 7) -> int:
                 at = t + 1.5 * k
                 if at < seconds - 3:
                     p = prompt + 150 * k
-                    rows.append((at, f"{at:.3f},soak{session},1,GPT-4,{p},{reply},{p + reply},Conversation log\n"))
+                    rows.append(
+                        (
+                            at,
+                            f"{at:.3f},soak{session},1,GPT-4,{p},{reply},{p + reply},Conversation log\n",
+                        )
+                    )
         else:
             rows.append((t, f"{t:.3f},,1,ChatGPT,{prompt},{reply},{prompt + reply},API log\n"))
         n += 1
@@ -101,12 +108,17 @@ def line_count(path: Path) -> int:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--rate", type=float, default=20.0, help="requests per second")
     ap.add_argument("--interval", type=float, default=60.0, help="seconds between RSS samples")
-    ap.add_argument("--attribute", action="store_true",
-                    help="trace allocations (slower) and print the lines whose memory grew most")
+    ap.add_argument(
+        "--attribute",
+        action="store_true",
+        help="trace allocations (slower) and print the lines whose memory grew most",
+    )
     args = ap.parse_args()
     seconds = int(args.minutes * 60)
     with tempfile.TemporaryDirectory(prefix="burstgpt-soak-") as tmp_name:
@@ -114,23 +126,46 @@ def main() -> int:
         trace = tmp / "soak.csv"
         rows = write_trace(trace, seconds, args.rate)
         report = tmp / "report"
-        print(f"soak: {rows} requests over {seconds} s ({args.rate:g}/s), simulator profile fast", flush=True)
+        print(
+            f"soak: {rows} requests over {seconds} s ({args.rate:g}/s), simulator profile fast",
+            flush=True,
+        )
         locustfile = ROOT / "locustfiles" / "burstgpt.py"
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         if args.attribute:
             locustfile = tmp / "soak_attribute.py"
             locustfile.write_text(ATTRIBUTE_LOCUSTFILE)
-            env.update(SOAK_FIRST_S=str(args.interval), SOAK_LAST_S=str(max(args.interval + 1, seconds - 10)),
-                       SOAK_ATTRIBUTION=str(tmp / "attribution.txt"))
+            env.update(
+                SOAK_FIRST_S=str(args.interval),
+                SOAK_LAST_S=str(max(args.interval + 1, seconds - 10)),
+                SOAK_ATTRIBUTION=str(tmp / "attribution.txt"),
+            )
         with SimulatorProcess(profile="fast") as sim:
-            cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
-                   "--only-summary", "--host", sim.base_url, "--burstgpt-trace", str(trace),
-                   "--burstgpt-window", f"0+{seconds}s", "--burstgpt-report", str(report),
-                   "--burstgpt-server-metrics", "off"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "locust",
+                "-f",
+                str(locustfile),
+                "--headless",
+                "--only-summary",
+                "--host",
+                sim.base_url,
+                "--burstgpt-trace",
+                str(trace),
+                "--burstgpt-window",
+                f"0+{seconds}s",
+                "--burstgpt-report",
+                str(report),
+                "--burstgpt-server-metrics",
+                "off",
+            ]
             log = open(tmp / "locust.log", "w")  # noqa: SIM115 - closed below
             proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
             ps = psutil.Process(proc.pid)
-            samples: list[tuple[float, float, int, int]] = []  # (minute, rss MiB, requests, jsonl bytes)
+            samples: list[
+                tuple[float, float, int, int]
+            ] = []  # (minute, rss MiB, requests, jsonl bytes)
             started = time.monotonic()
             next_at = started + args.interval
             try:
@@ -142,11 +177,16 @@ def main() -> int:
                     rss = ps.memory_info().rss / 2**20
                     jsonl = report / "requests.jsonl"
                     size = jsonl.stat().st_size if jsonl.exists() else 0
-                    samples.append(((time.monotonic() - started) / 60, rss, line_count(jsonl), size))
+                    samples.append(
+                        ((time.monotonic() - started) / 60, rss, line_count(jsonl), size)
+                    )
                     m, r, n, b = samples[-1]
                     base = samples[0][1]
-                    print(f"minute {m:5.1f}: RSS {r:7.1f} MiB ({r / base:5.3f} x first sample), {n:6d} requests "
-                          f"done, requests.jsonl {b / 2**20:6.1f} MiB", flush=True)
+                    print(
+                        f"minute {m:5.1f}: RSS {r:7.1f} MiB ({r / base:5.3f} x first sample), {n:6d} requests "
+                        f"done, requests.jsonl {b / 2**20:6.1f} MiB",
+                        flush=True,
+                    )
                 proc.wait(timeout=120)
             finally:
                 if proc.poll() is None:
@@ -154,16 +194,24 @@ def main() -> int:
                     proc.wait()
                 log.close()
             tail = (tmp / "locust.log").read_text().splitlines()
-        print("\n".join(line for line in tail if line.startswith(("Reconciliation", "UNTRUSTWORTHY", "SLO"))))
+        print(
+            "\n".join(
+                line for line in tail if line.startswith(("Reconciliation", "UNTRUSTWORTHY", "SLO"))
+            )
+        )
         if len(samples) >= 2:
             (m0, r0, n0, b0), (m1, r1, n1, b1) = samples[0], samples[-1]
             per_k = (r1 - r0) / max(1, n1 - n0) * 1000 * 1024
             per_min = (r1 - r0) * 1024 / max(1e-9, m1 - m0)
-            print(f"RSS minute {m0:.1f} -> {m1:.1f}: {r0:.1f} -> {r1:.1f} MiB, ratio {r1 / r0:.3f}; "
-                  f"{per_min:+.0f} KiB per minute, {per_k:+.1f} KiB per 1,000 requests after the first sample "
-                  f"(requests.jsonl grew {(b1 - b0) / max(1, n1 - n0) * 1000 / 1024:.1f} KiB per 1,000)")
-            print("growth that stays the same per minute at another --rate is per-second bookkeeping "
-                  "(timeline rows, Locust's per-second counters), not per-request")
+            print(
+                f"RSS minute {m0:.1f} -> {m1:.1f}: {r0:.1f} -> {r1:.1f} MiB, ratio {r1 / r0:.3f}; "
+                f"{per_min:+.0f} KiB per minute, {per_k:+.1f} KiB per 1,000 requests after the first sample "
+                f"(requests.jsonl grew {(b1 - b0) / max(1, n1 - n0) * 1000 / 1024:.1f} KiB per 1,000)"
+            )
+            print(
+                "growth that stays the same per minute at another --rate is per-second bookkeeping "
+                "(timeline rows, Locust's per-second counters), not per-request"
+            )
         attribution = tmp / "attribution.txt"
         if attribution.exists():
             print("memory growth by allocation site, first sample -> 10 s before the end:")

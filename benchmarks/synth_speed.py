@@ -45,13 +45,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--preset", action="append",
-                        help="Preset(s) to time (default: burstgpt1-week1, burstgpt3-slice, paper-demo)")
+    parser.add_argument(
+        "--preset",
+        action="append",
+        help="Preset(s) to time (default: burstgpt1-week1, burstgpt3-slice, paper-demo)",
+    )
     args = parser.parse_args()
     presets = args.preset or ["burstgpt1-week1", "burstgpt3-slice", "paper-demo"]
-    print(f"synthesize about {args.rows:,} requests over 7 days and write the CSV; median of {args.repeat}")
-    print(f"{'preset':18s} {'rows':>10s} {'generate s':>11s} {'write s':>8s} {'total s':>8s} "
-          f"{'rows/s':>10s} {'pandas to_csv s':>16s} {'total/pandas':>13s}  target < {TARGET_S:.0f} s")
+    print(
+        f"synthesize about {args.rows:,} requests over 7 days and write the CSV; median of {args.repeat}"
+    )
+    print(
+        f"{'preset':18s} {'rows':>10s} {'generate s':>11s} {'write s':>8s} {'total s':>8s} "
+        f"{'rows/s':>10s} {'pandas to_csv s':>16s} {'total/pandas':>13s}  target < {TARGET_S:.0f} s"
+    )
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -64,8 +71,10 @@ def main() -> int:
             base = statistics.median(r[3] for r in runs)
             met = total < TARGET_S
             ok &= met
-            print(f"{preset:18s} {n:>10,d} {gen:>11.2f} {write:>8.2f} {total:>8.2f} {n / total:>10,.0f} "
-                  f"{base:>16.2f} {total / base:>13.2f}  {'PASS' if met else 'FAIL'}")
+            print(
+                f"{preset:18s} {n:>10,d} {gen:>11.2f} {write:>8.2f} {total:>8.2f} {n / total:>10,.0f} "
+                f"{base:>16.2f} {total / base:>13.2f}  {'PASS' if met else 'FAIL'}"
+            )
     return 0 if ok else 1
 
 

@@ -31,10 +31,16 @@ LATE_S = 0.1
 LATE_SHARE = 0.5
 BLOCKED_SHARE = 0.3
 SUSTAIN_S = 3
-CPU_HINT_SHARE = 0.1  # late seconds whose loop lost this much point at the CPU, not at the user pool
-OWN_CPU_SHARE = 0.7  # a lagging loop whose process used this much of a CPU was busy with its own work
+CPU_HINT_SHARE = (
+    0.1  # late seconds whose loop lost this much point at the CPU, not at the user pool
+)
+OWN_CPU_SHARE = (
+    0.7  # a lagging loop whose process used this much of a CPU was busy with its own work
+)
 WAITED_SHARE = 0.2  # ... and one that waited this much for a CPU was starved by other processes
-STOLEN_SHARE = 0.2  # ... and a virtual machine whose host took this much of its CPU was starved by it
+STOLEN_SHARE = (
+    0.2  # ... and a virtual machine whose host took this much of its CPU was starved by it
+)
 STEAL_EVERY = 20  # probe ticks between two reads of the machine's steal time
 
 
@@ -66,11 +72,17 @@ class LoopLagProbe:
             if lag > 0.001:
                 self._spread(wall - self.epoch_wall - lag, lag, (1.0, 0.0, 0.0, 0.0, 0.0))
             span = max(1e-9, wall - last_wall)
-            waited = (wait - last_wait) / span if wait is not None and last_wait is not None else 0.0
-            self._spread(last_wall - self.epoch_wall, span, (0.0, (cpu - last_cpu) / span, waited, 1.0, 0.0))
+            waited = (
+                (wait - last_wait) / span if wait is not None and last_wait is not None else 0.0
+            )
+            self._spread(
+                last_wall - self.epoch_wall, span, (0.0, (cpu - last_cpu) / span, waited, 1.0, 0.0)
+            )
             last_wall, last_cpu, last_wait = wall, cpu, wait
             ticks += 1
-            if ticks % STEAL_EVERY == 0 or lag > 0.5:  # /proc/stat counts in 10 ms ticks: read it seldom
+            if (
+                ticks % STEAL_EVERY == 0 or lag > 0.5
+            ):  # /proc/stat counts in 10 ms ticks: read it seldom
                 steal = self._steal()
                 if steal is not None and last_steal is not None and wall > steal_wall:
                     span = wall - steal_wall
@@ -116,9 +128,17 @@ class LoopLagProbe:
         has observed < 1; waited and steal are None where the system does not tell)."""
         pending, self._pending = self._pending, defaultdict(_zeros)
         waits, steals = self._schedstat is not None, self._stat is not None
-        return [[s, round(v[0], 4), round(v[1], 4), round(v[2], 4) if waits else None, round(v[3], 4),
-                 round(v[4], 4) if steals else None]
-                for s, v in sorted(pending.items())]
+        return [
+            [
+                s,
+                round(v[0], 4),
+                round(v[1], 4),
+                round(v[2], 4) if waits else None,
+                round(v[3], 4),
+                round(v[4], 4) if steals else None,
+            ]
+            for s, v in sorted(pending.items())
+        ]
 
     def stop(self) -> None:
         self._greenlet.kill(block=False)
@@ -167,7 +187,9 @@ class ScheduleHealth:
         # where the loop lost time (max over processes), where it matters: second -> (source,
         # [lost, cpu used, cpu waited, time observed, steal]) of the process that lost the most
         self._blocked: dict[int, tuple[str, list[Any]]] = {}
-        self._recent: dict[str, dict[int, list[Any]]] = defaultdict(dict)  # process -> its last seconds
+        self._recent: dict[str, dict[int, list[Any]]] = defaultdict(
+            dict
+        )  # process -> its last seconds
         # the seconds currently over a threshold, kept as they change: the checks run every second
         # and must not walk the whole run
         self._late_seconds: set[int] = set()
@@ -208,7 +230,10 @@ class ScheduleHealth:
                     v[4] = (v[4] or 0.0) + float(item[5])
             held = self._blocked.get(s)
             if v[0] >= CPU_HINT_SHARE and (held is None or held[0] == source or v[0] > held[1][0]):
-                self._blocked[s] = (source, v)  # kept sparse: a long healthy run stores nothing here
+                self._blocked[s] = (
+                    source,
+                    v,
+                )  # kept sparse: a long healthy run stores nothing here
             if v[0] > BLOCKED_SHARE:
                 self._blocked_seconds.add(s)
             for old in [k for k in recent if k < s - 5]:
@@ -233,9 +258,11 @@ class ScheduleHealth:
         cpu = [d[1] for d in details if d[1] is not None]
         wait = [d[2] for d in details if d[2] is not None]
         steal = [d[4] for d in details if d[4] is not None]
-        out: dict[str, Any] = {"cpu_share": round(sum(cpu) / seen, 3) if cpu and seen > 0 else None,
-                               "wait_share": round(sum(wait) / seen, 3) if wait and seen > 0 else None,
-                               "steal_share": round(sum(steal) / seen, 3) if steal and seen > 0 else None}
+        out: dict[str, Any] = {
+            "cpu_share": round(sum(cpu) / seen, 3) if cpu and seen > 0 else None,
+            "wait_share": round(sum(wait) / seen, 3) if wait and seen > 0 else None,
+            "steal_share": round(sum(steal) / seen, 3) if steal and seen > 0 else None,
+        }
         if out["cpu_share"] is None:
             out["cause"] = "cpu"  # no evidence either way: the classic reading
         elif out["steal_share"] is not None and out["steal_share"] >= STOLEN_SHARE:
@@ -255,8 +282,10 @@ class ScheduleHealth:
         if blocked:
             seconds = [s for a, b in blocked for s in range(a, b + 1)]
             worst = max(self._lost(s) for s in seconds)
-            lost = (f"its event loop lost more than {BLOCKED_SHARE:.0%} of each second for {_span(blocked)} "
-                    f"(worst {min(worst, 1.0):.0%})")
+            lost = (
+                f"its event loop lost more than {BLOCKED_SHARE:.0%} of each second for {_span(blocked)} "
+                f"(worst {min(worst, 1.0):.0%})"
+            )
             why = self._cause(seconds)
             cpu, wait = why["cpu_share"], why["wait_share"]
             used = f"its process used {cpu:.0%} of a CPU" if cpu is not None else ""
@@ -264,27 +293,33 @@ class ScheduleHealth:
             late_note = "so requests left late and every time it measured includes that delay"
             if why["cause"] == "cpu":
                 out.append(
-                    f"the load generator was saturated (CPU-bound): {lost}" + (f" while {used}" if used else "")
-                    + f", {late_note}; use more processes (--processes N, or more workers)")
+                    f"the load generator was saturated (CPU-bound): {lost}"
+                    + (f" while {used}" if used else "")
+                    + f", {late_note}; use more processes (--processes N, or more workers)"
+                )
             elif why["cause"] == "starved":
                 out.append(
                     f"the load generator was starved of CPU: {lost} while {used}{waited}: other processes "
                     f"on this machine had the CPU (the server under test, if it runs here), {late_note}; give "
-                    "the generator cores of its own, or run the other processes at a lower priority")
+                    "the generator cores of its own, or run the other processes at a lower priority"
+                )
             elif why["cause"] == "stolen":
                 out.append(
                     f"the load generator was starved of CPU by the host of this virtual machine: {lost} while "
                     f"{used}, and the host took {why['steal_share']:.0%} of the machine's CPU (steal), "
-                    f"{late_note}; use a machine whose CPUs are not oversubscribed")
+                    f"{late_note}; use a machine whose CPUs are not oversubscribed"
+                )
             elif why["cause"] == "blocked":
                 out.append(
                     f"the load generator's event loop was blocked: {lost} while {used}{waited}: a call that "
                     f"does not yield to gevent held the loop (file or network I/O outside gevent, a long C "
-                    f"call), {late_note}; GEVENT_MONITOR_THREAD_ENABLE=true makes gevent print its stack")
+                    f"call), {late_note}; GEVENT_MONITOR_THREAD_ENABLE=true makes gevent print its stack"
+                )
             else:
                 out.append(
                     f"the load generator was starved of CPU or blocked: {lost} while only {used}: other "
-                    f"processes had the CPU, or a call that does not yield to gevent held the loop, {late_note}")
+                    f"processes had the CPU, or a call that does not yield to gevent held the loop, {late_note}"
+                )
         if late:
             seconds = [s for a, b in late for s in range(a, b + 1)]
             worst_late = max(self._worst.get(s, 0.0) for s in seconds)
@@ -292,24 +327,36 @@ class ScheduleHealth:
             if blocked:
                 cause = ""
             elif lost >= CPU_HINT_SHARE:
-                cause = (f"; the load process was short of CPU (its event loop lost up to {min(lost, 1.0):.0%} "
-                         "of those seconds): use more processes, or a less busy machine")
+                cause = (
+                    f"; the load process was short of CPU (its event loop lost up to {min(lost, 1.0):.0%} "
+                    "of those seconds): use more processes, or a less busy machine"
+                )
             else:
                 cause = "; the event loop was not blocked, so free users or connections ran out: raise --burstgpt-headroom"
             out.append(
                 f"the schedule was not kept: most requests due in {_span(late)} were sent more than "
-                f"{LATE_S * 1000:.0f} ms late (worst {worst_late:.2f} s){cause}")
+                f"{LATE_S * 1000:.0f} ms late (worst {worst_late:.2f} s){cause}"
+            )
         return out
 
     def summary(self) -> dict[str, Any]:
         blocked = self.blocked_streaks()
-        return {"late_seconds": [list(r) for r in self.late_streaks()],
-                "blocked_seconds": [list(r) for r in blocked],
-                "blocked_causes": [{"seconds": list(r), **self._cause(list(range(r[0], r[1] + 1)))}
-                                   for r in blocked],
-                "thresholds": {"late_s": LATE_S, "late_share": LATE_SHARE, "blocked_share": BLOCKED_SHARE,
-                               "sustain_s": SUSTAIN_S, "own_cpu_share": OWN_CPU_SHARE,
-                               "waited_share": WAITED_SHARE, "stolen_share": STOLEN_SHARE}}
+        return {
+            "late_seconds": [list(r) for r in self.late_streaks()],
+            "blocked_seconds": [list(r) for r in blocked],
+            "blocked_causes": [
+                {"seconds": list(r), **self._cause(list(range(r[0], r[1] + 1)))} for r in blocked
+            ],
+            "thresholds": {
+                "late_s": LATE_S,
+                "late_share": LATE_SHARE,
+                "blocked_share": BLOCKED_SHARE,
+                "sustain_s": SUSTAIN_S,
+                "own_cpu_share": OWN_CPU_SHARE,
+                "waited_share": WAITED_SHARE,
+                "stolen_share": STOLEN_SHARE,
+            },
+        }
 
 
 def _span(runs: list[tuple[int, int]]) -> str:

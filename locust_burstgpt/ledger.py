@@ -28,7 +28,9 @@ class Ledger:
     conversations_scheduled: int = 0
     conversations_started: int = 0
     retries: int = 0  # extra attempts of requests answered 429/503 (not requests of their own)
-    sent_by_class: Counter = field(default_factory=Counter)  # sent, per trace class (model, log type)
+    sent_by_class: Counter = field(
+        default_factory=Counter
+    )  # sent, per trace class (model, log type)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -94,11 +96,18 @@ class Ledger:
         """The reconciliation as printed at the end of a run."""
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items())) or "none"
         not_sent = ", ".join(f"{k} {v}" for k, v in sorted(self.not_sent.items())) or "none"
-        verdict = "balances" if self.balances() else (
-            f"DOES NOT BALANCE (unaccounted {self.unaccounted}, outcome missing for {self.in_flight})"
+        verdict = (
+            "balances"
+            if self.balances()
+            else (
+                f"DOES NOT BALANCE (unaccounted {self.unaccounted}, outcome missing for {self.in_flight})"
+            )
         )
-        retries = f" Retries: {self.retries} extra attempts (each request counted once, with its last outcome)." \
-            if self.retries else ""
+        retries = (
+            f" Retries: {self.retries} extra attempts (each request counted once, with its last outcome)."
+            if self.retries
+            else ""
+        )
         return (
             f"Reconciliation: scheduled {self.scheduled} = sent {self.sent} + not sent "
             f"{sum(self.not_sent.values())} ({not_sent}); sent {self.sent} = outcomes ({outcomes}); {verdict}."

@@ -118,7 +118,9 @@ def _server_metrics(value: str) -> str | None:
     if value.lower() == "off":
         return None
     if value and not value.startswith(("http://", "https://")):
-        raise OptionError(f"--burstgpt-server-metrics: expected an http(s) URL or off, got {value!r}")
+        raise OptionError(
+            f"--burstgpt-server-metrics: expected an http(s) URL or off, got {value!r}"
+        )
     return value
 
 
@@ -129,17 +131,27 @@ def settings_from_options(opts: Any) -> ReplaySettings:
     if trace is not None and not os.path.exists(trace):
         raise OptionError(f"--burstgpt-trace: file not found: {trace}")
     tokenizer = (get("burstgpt_tokenizer") or "auto").strip()
-    if tokenizer not in ("auto", "server", "fallback", "simpletok") and not tokenizer.startswith("local:"):
+    if tokenizer not in ("auto", "server", "fallback", "simpletok") and not tokenizer.startswith(
+        "local:"
+    ):
         raise OptionError(
             f"--burstgpt-tokenizer: expected auto, server, fallback, simpletok or local:PATH, got {tokenizer!r}"
         )
-    if tokenizer.startswith("local:") and not os.path.exists(tokenizer[len("local:"):]):
-        raise OptionError(f"--burstgpt-tokenizer: local tokenizer not found: {tokenizer[len('local:'):]}")
-    for name, allowed in (("failed", ("skip", "send")), ("arrival", ("trace", "saturate")),
-                          ("endpoint", ("chat", "completions")), ("transport", ("raw", "openai"))):
+    if tokenizer.startswith("local:") and not os.path.exists(tokenizer[len("local:") :]):
+        raise OptionError(
+            f"--burstgpt-tokenizer: local tokenizer not found: {tokenizer[len('local:') :]}"
+        )
+    for name, allowed in (
+        ("failed", ("skip", "send")),
+        ("arrival", ("trace", "saturate")),
+        ("endpoint", ("chat", "completions")),
+        ("transport", ("raw", "openai")),
+    ):
         value = get(f"burstgpt_{name}")
         if value not in allowed:
-            raise OptionError(f"--burstgpt-{name}: expected one of {', '.join(allowed)}, got {value!r}")
+            raise OptionError(
+                f"--burstgpt-{name}: expected one of {', '.join(allowed)}, got {value!r}"
+            )
     seed = get("burstgpt_seed", 0)
     try:
         seed = int(seed)
@@ -149,9 +161,13 @@ def settings_from_options(opts: Any) -> ReplaySettings:
     try:
         retry = int(retry)
     except (TypeError, ValueError):
-        raise OptionError(f"--burstgpt-retry: expected an integer from 0 to {MAX_RETRY}, got {retry!r}") from None
+        raise OptionError(
+            f"--burstgpt-retry: expected an integer from 0 to {MAX_RETRY}, got {retry!r}"
+        ) from None
     if not 0 <= retry <= MAX_RETRY:
-        raise OptionError(f"--burstgpt-retry: expected an integer from 0 to {MAX_RETRY}, got {retry!r}")
+        raise OptionError(
+            f"--burstgpt-retry: expected an integer from 0 to {MAX_RETRY}, got {retry!r}"
+        )
     headroom = _positive("burstgpt-headroom", get("burstgpt_headroom", 1.25))
     if headroom < 1:
         raise OptionError(f"--burstgpt-headroom: expected a factor >= 1, got {headroom!r}")
@@ -167,15 +183,19 @@ def settings_from_options(opts: Any) -> ReplaySettings:
         _secrets["burstgpt_api_key"] = api_key
     api_key = api_key or os.environ.get("OPENAI_API_KEY") or None
     if api_key is not None and not all(0x21 <= ord(c) <= 0x7E for c in api_key):
-        raise OptionError("--burstgpt-api-key: the key (or $OPENAI_API_KEY) contains spaces or control "
-                          "characters, which an HTTP header cannot carry (the value is not shown)")
+        raise OptionError(
+            "--burstgpt-api-key: the key (or $OPENAI_API_KEY) contains spaces or control "
+            "characters, which an HTTP header cannot carry (the value is not shown)"
+        )
     sim_profile = (get("burstgpt_sim_profile") or "").strip() or None
     if sim_profile is not None:
         from locust_burstgpt.sim.profiles import PROFILES
 
         if sim_profile not in PROFILES:
-            raise OptionError(f"--burstgpt-sim-profile: unknown profile {sim_profile!r}; known: "
-                              f"{', '.join(sorted(PROFILES))}")
+            raise OptionError(
+                f"--burstgpt-sim-profile: unknown profile {sim_profile!r}; known: "
+                f"{', '.join(sorted(PROFILES))}"
+            )
     report_dir = (get("burstgpt_report") or "").strip() or None
     if report_dir is not None and os.path.exists(report_dir) and not os.path.isdir(report_dir):
         raise OptionError(f"--burstgpt-report: {report_dir} exists and is not a directory")
@@ -194,10 +214,14 @@ def settings_from_options(opts: Any) -> ReplaySettings:
         tokenizer=tokenizer,
         server_kind=get("burstgpt_server_kind") or "auto",
         transport=get("burstgpt_transport"),
-        connect_timeout_s=_positive("burstgpt-connect-timeout", get("burstgpt_connect_timeout", 10.0)),
+        connect_timeout_s=_positive(
+            "burstgpt-connect-timeout", get("burstgpt_connect_timeout", 10.0)
+        ),
         ttft_timeout_s=_positive("burstgpt-ttft-timeout", get("burstgpt_ttft_timeout", 120.0)),
         idle_timeout_s=_positive("burstgpt-idle-timeout", get("burstgpt_idle_timeout", 60.0)),
-        drain_timeout_s=_positive("burstgpt-drain-timeout", get("burstgpt_drain_timeout", 30.0), allow_zero=True),
+        drain_timeout_s=_positive(
+            "burstgpt-drain-timeout", get("burstgpt_drain_timeout", 30.0), allow_zero=True
+        ),
         insecure=bool(get("burstgpt_insecure", False)),
         seed=seed,
         sim_profile=sim_profile,

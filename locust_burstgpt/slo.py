@@ -38,21 +38,31 @@ class Gate:
 
     @property
     def key(self) -> str:
-        return f"{self.metric}_p{_pct_text(self.percentile)}" if self.percentile is not None else self.metric
+        return (
+            f"{self.metric}_p{_pct_text(self.percentile)}"
+            if self.percentile is not None
+            else self.metric
+        )
 
     def passes(self, value: float | None) -> bool:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return False
-        return {"<=": value <= self.threshold, "<": value < self.threshold,
-                ">=": value >= self.threshold, ">": value > self.threshold}[self.op]
+        return {
+            "<=": value <= self.threshold,
+            "<": value < self.threshold,
+            ">=": value >= self.threshold,
+            ">": value > self.threshold,
+        }[self.op]
 
     def miss_text(self, value: float | None) -> str:
         """How the measured value misses the gate, in the gate's own units."""
         if value is None:
             return f"{self.text}: no data"
         if self.metric in LATENCY_METRICS:
-            return (f"{self.text}: measured {_fmt_s(value)}, {_fmt_s(abs(value - self.threshold))} "
-                    f"{'over' if value > self.threshold else 'under'} the limit")
+            return (
+                f"{self.text}: measured {_fmt_s(value)}, {_fmt_s(abs(value - self.threshold))} "
+                f"{'over' if value > self.threshold else 'under'} the limit"
+            )
         return f"{self.text}: measured {value:.4g} (limit {self.threshold:.4g})"
 
 
@@ -96,7 +106,9 @@ def parse_slo(text: str | None) -> SLOSpec:
         metric, pct, op, num, unit = m["metric"], m["pct"], m["op"], float(m["num"]), m["unit"]
         if metric in LATENCY_METRICS:
             if pct is None:
-                raise SLOSpecError(f"--burstgpt-slo: {item!r} needs a percentile, e.g. {metric}_p99")
+                raise SLOSpecError(
+                    f"--burstgpt-slo: {item!r} needs a percentile, e.g. {metric}_p99"
+                )
             p = float(pct)
             if not 0 < p <= 100:
                 raise SLOSpecError(f"--burstgpt-slo: {item!r}: percentile must be in (0, 100]")
@@ -105,9 +117,13 @@ def parse_slo(text: str | None) -> SLOSpec:
             gates.append(Gate(metric, p, op, num * UNITS[unit], item))
         elif metric in RATIO_METRICS or metric in RATE_METRICS:
             if pct is not None or unit:
-                raise SLOSpecError(f"--burstgpt-slo: {item!r}: {metric} takes a plain number, no percentile or unit")
+                raise SLOSpecError(
+                    f"--burstgpt-slo: {item!r}: {metric} takes a plain number, no percentile or unit"
+                )
             if metric in RATIO_METRICS and not 0 <= num <= 1:
-                raise SLOSpecError(f"--burstgpt-slo: {item!r}: {metric} is a fraction between 0 and 1")
+                raise SLOSpecError(
+                    f"--burstgpt-slo: {item!r}: {metric} is a fraction between 0 and 1"
+                )
             gates.append(Gate(metric, None, op, num, item))
         else:
             raise SLOSpecError(

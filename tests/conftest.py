@@ -81,14 +81,21 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     from gevent import monkey
 
     if monkey.is_module_patched("socket"):
+
         def imports_locust(mod: object) -> bool:
             for value in list(getattr(mod, "__dict__", {}).values()):
                 origin = getattr(value, "__module__", None) or getattr(value, "__name__", "") or ""
-                if isinstance(origin, str) and (origin == "locust" or origin.startswith(("locust.", "locust_burstgpt.plugin"))):
+                if isinstance(origin, str) and (
+                    origin == "locust" or origin.startswith(("locust.", "locust_burstgpt.plugin"))
+                ):
                     return True
             return False
 
-        culprits = [name for name, mod in list(sys.modules.items()) if name.startswith("tests.") and imports_locust(mod)]
+        culprits = [
+            name
+            for name, mod in list(sys.modules.items())
+            if name.startswith("tests.") and imports_locust(mod)
+        ]
         raise pytest.UsageError(
             "gevent monkey patching is active after collection (a test module imported locust in-process; "
             f"suspects: {', '.join(culprits) or 'unknown'}). Run Locust in a subprocess instead."

@@ -42,15 +42,35 @@ class LocustRun:
         return total
 
 
-def run_locust(tmp: Path, host: str | None, *args: str, timeout: float = 180,
-               locustfile: Path = INSTRUMENTED, env: dict | None = None) -> LocustRun:
+def run_locust(
+    tmp: Path,
+    host: str | None,
+    *args: str,
+    timeout: float = 180,
+    locustfile: Path = INSTRUMENTED,
+    env: dict | None = None,
+) -> LocustRun:
     dump = tmp / "dump"
-    cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--only-summary",
-           "--loglevel", "INFO", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(locustfile),
+        "--headless",
+        "--only-summary",
+        "--loglevel",
+        "INFO",
+        *args,
+    ]
     if host:
         cmd += ["--host", host]
     proc = subprocess.run(
-        cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        cmd,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, "BURSTGPT_TEST_DUMP": str(dump), "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     dumps = [json.loads(Path(p).read_text()) for p in sorted(glob.glob(f"{dump}.*.json"))]

@@ -42,18 +42,35 @@ class ReplayCase:
 
     def locust_args(self, report_dir: Path) -> list[str]:
         return [
-            "--burstgpt-trace", str(self.trace), "--burstgpt-window", self.window,
-            "--burstgpt-speedup", f"{self.speedup:g}", "--burstgpt-rate-scale", f"{self.rate_scale:g}",
-            "--burstgpt-headroom", f"{self.headroom:g}",
-            "--burstgpt-transport", self.transport, "--burstgpt-seed", str(self.seed),
-            "--burstgpt-drain-timeout", f"{self.drain_timeout_s:g}",
-            "--burstgpt-report", str(report_dir),
+            "--burstgpt-trace",
+            str(self.trace),
+            "--burstgpt-window",
+            self.window,
+            "--burstgpt-speedup",
+            f"{self.speedup:g}",
+            "--burstgpt-rate-scale",
+            f"{self.rate_scale:g}",
+            "--burstgpt-headroom",
+            f"{self.headroom:g}",
+            "--burstgpt-transport",
+            self.transport,
+            "--burstgpt-seed",
+            str(self.seed),
+            "--burstgpt-drain-timeout",
+            f"{self.drain_timeout_s:g}",
+            "--burstgpt-report",
+            str(report_dir),
         ]
 
     def workload(self) -> Workload:
         """The window as the trace defines it, prepared here independently of the run."""
-        return prepare(load_trace(self.trace), window=self.window, speedup=self.speedup,
-                       rate_scale=None if self.rate_scale == 1.0 else self.rate_scale, seed=self.seed)
+        return prepare(
+            load_trace(self.trace),
+            window=self.window,
+            speedup=self.speedup,
+            rate_scale=None if self.rate_scale == 1.0 else self.rate_scale,
+            seed=self.seed,
+        )
 
 
 @dataclass(frozen=True)
@@ -72,9 +89,12 @@ class OfferedLoad:
     @classmethod
     def of(cls, wl: Workload) -> OfferedLoad:
         convs = list(wl.conversations())
-        due = [(k, turn) for c in convs
-               for k, (turn, at) in enumerate(zip(c.turns, c.scheduled_offsets, strict=True))
-               if at < wl.duration_s]
+        due = [
+            (k, turn)
+            for c in convs
+            for k, (turn, at) in enumerate(zip(c.turns, c.scheduled_offsets, strict=True))
+            if at < wl.duration_s
+        ]
         return cls(
             duration_s=wl.duration_s,
             conversations=len(convs),
@@ -87,10 +107,12 @@ class OfferedLoad:
 
     def describe(self) -> str:
         d = max(self.duration_s, 1.0)
-        return (f"{self.requests} requests ({self.later_turns} later turns) in {self.conversations} "
-                f"conversations ({self.multi_turn_conversations} multi-turn) due in {self.duration_s:.0f} s: "
-                f"{self.requests / d:.2f} req/s, {self.prompt_tokens / d:.0f} prompt tok/s (history included), "
-                f"{self.output_tokens / d:.0f} output tok/s")
+        return (
+            f"{self.requests} requests ({self.later_turns} later turns) in {self.conversations} "
+            f"conversations ({self.multi_turn_conversations} multi-turn) due in {self.duration_s:.0f} s: "
+            f"{self.requests / d:.2f} req/s, {self.prompt_tokens / d:.0f} prompt tok/s (history included), "
+            f"{self.output_tokens / d:.0f} output tok/s"
+        )
 
 
 @dataclass
@@ -127,9 +149,21 @@ class ReplayResult:
 
     def log_tail(self, n: int = 3000) -> str:
         """The run's errors, warnings and trust verdict (wherever they were logged), then its last lines."""
-        notable = [line for line in self.run.output.splitlines()
-                   if any(k in line.lower() for k in ("/error/", "/warning/", "not sent:", "untrustworthy",
-                                                      "saturated", "schedule was not kept"))]
+        notable = [
+            line
+            for line in self.run.output.splitlines()
+            if any(
+                k in line.lower()
+                for k in (
+                    "/error/",
+                    "/warning/",
+                    "not sent:",
+                    "untrustworthy",
+                    "saturated",
+                    "schedule was not kept",
+                )
+            )
+        ]
         problems = self.summary.get("verdict", {}).get("trust_problems") if self.summary else None
         head = "\n".join(notable[:40])
         return f"trust problems: {problems}\n{head}\n...\n{self.run.output[-n:]}"
@@ -149,8 +183,12 @@ def run_replay(base_url: str, case: ReplayCase, tmp: Path, report_dir: Path) -> 
     proxy = RecordingProxy(target.hostname or "127.0.0.1", target.port or 80).start()
     t0 = time.monotonic()
     try:
-        run = run_locust(tmp, proxy.base_url, *case.locust_args(report_dir),
-                         timeout=offered.duration_s + case.drain_timeout_s + 240)
+        run = run_locust(
+            tmp,
+            proxy.base_url,
+            *case.locust_args(report_dir),
+            timeout=offered.duration_s + case.drain_timeout_s + 240,
+        )
     finally:
         proxy.stop()
     wall = time.monotonic() - t0
@@ -158,8 +196,18 @@ def run_replay(base_url: str, case: ReplayCase, tmp: Path, report_dir: Path) -> 
     timeline = _read_csv(report_dir / "timeline.csv")
     summary_path = report_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    return ReplayResult(case, run, entries, timeline, summary, proxy.snapshot("/"), wall, workload, offered,
-                        report_dir)
+    return ReplayResult(
+        case,
+        run,
+        entries,
+        timeline,
+        summary,
+        proxy.snapshot("/"),
+        wall,
+        workload,
+        offered,
+        report_dir,
+    )
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -40,6 +40,7 @@ fi
 
 log "lint"
 .venv/bin/ruff check locust_burstgpt locustfiles tests benchmarks examples
+.venv/bin/ruff format --check locust_burstgpt locustfiles tests benchmarks examples
 
 log "pytest"
 mkdir -p test-artifacts

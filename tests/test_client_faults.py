@@ -37,8 +37,13 @@ def server():
 
 
 def fast_client(srv: ScriptedServer, **kw):
-    cfg = dict(base_url=srv.base_url, first_token_timeout_s=0.3, idle_timeout_s=0.3,
-               timeout_check_interval_s=0.02, pool_size=4)
+    cfg = dict(
+        base_url=srv.base_url,
+        first_token_timeout_s=0.3,
+        idle_timeout_s=0.3,
+        timeout_check_interval_s=0.02,
+        pool_size=4,
+    )
     cfg.update(kw)
     return make_client(ClientConfig(**cfg))
 
@@ -53,8 +58,13 @@ def test_each_fault_gives_its_one_outcome(server: ScriptedServer, scenario: str)
     assert rec.outcome is outcome, (rec.outcome, rec.error)
     assert rec.http_status == status
     assert text in (rec.error or "")
-    if scenario in ("stall_mid_stream", "cut_mid_stream", "reset_mid_stream", "malformed_sse",
-                    "error_in_stream"):
+    if scenario in (
+        "stall_mid_stream",
+        "cut_mid_stream",
+        "reset_mid_stream",
+        "malformed_sse",
+        "error_in_stream",
+    ):
         assert len(rec.chunk_times) == 3  # what arrived before the fault is kept
         assert rec.reply_text == " t0 t1 t2"
     with gevent.Timeout(10):  # and the same client serves the next request normally
@@ -101,8 +111,10 @@ def test_faults_amid_load_leave_other_requests_intact(server: ScriptedServer) ->
         for i in range(10):
             jobs.append(("ok", RequestRecord(f"ok-{round_}-{i}")))
     pool = gevent.pool.Pool(12)
-    greenlets = [pool.spawn(client.send, {**CHAT, "scenario": s, "n": 3, "itl": 0.002,
-                                          "seconds": 5}, r) for s, r in jobs]
+    greenlets = [
+        pool.spawn(client.send, {**CHAT, "scenario": s, "n": 3, "itl": 0.002, "seconds": 5}, r)
+        for s, r in jobs
+    ]
     with gevent.Timeout(30):
         pool.join()
     assert all(g.successful() for g in greenlets), [g.exception for g in greenlets if g.exception]

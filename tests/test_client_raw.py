@@ -125,7 +125,9 @@ def test_sse_variants_crlf_comments_multiline_data(server: ScriptedServer) -> No
 def test_body_ended_without_done_but_with_finish_reason_is_ok(server: ScriptedServer) -> None:
     client = client_for(server)
     with gevent.Timeout(10):
-        rec = client.send({**CHAT, "scenario": "no_done_close_delimited", "n": 4}, RequestRecord("x"))
+        rec = client.send(
+            {**CHAT, "scenario": "no_done_close_delimited", "n": 4}, RequestRecord("x")
+        )
     assert rec.outcome is Outcome.OK, rec.error
     assert rec.finish_reason == "stop" and rec.completion_tokens == 4
     assert rec.last_byte_at is not None
@@ -166,8 +168,10 @@ def test_server_closing_after_every_stream_never_exhausts_the_pool(server: Scrip
     trying, and no slot or connection piles up however many requests follow."""
     client = client_for(server, pool_size=2)
     with gevent.Timeout(30):
-        recs = [client.send({**CHAT, "scenario": "ok_then_close", "n": 2}, RequestRecord(str(i)))
-                for i in range(40)]
+        recs = [
+            client.send({**CHAT, "scenario": "ok_then_close", "n": 2}, RequestRecord(str(i)))
+            for i in range(40)
+        ]
         pool = gevent.pool.Pool(4)
         more = [RequestRecord(f"c{i}") for i in range(40)]
         for r in more:
@@ -212,8 +216,14 @@ def test_base_url_with_v1_suffix() -> None:
 
 
 def test_record_properties_follow_definitions() -> None:
-    r = RequestRecord("p", scheduled_at=10.0, sent_at=10.5, first_token_at=11.0,
-                      last_byte_at=13.0, completion_tokens=5)
+    r = RequestRecord(
+        "p",
+        scheduled_at=10.0,
+        sent_at=10.5,
+        first_token_at=11.0,
+        last_byte_at=13.0,
+        completion_tokens=5,
+    )
     r.chunk_times.extend([11.0, 11.5, 12.0, 12.5, 13.0])
     assert r.lateness == 0.5 and r.ttft == 0.5 and r.e2e == 2.5
     assert r.tpot == pytest.approx((2.5 - 0.5) / 4)

@@ -19,8 +19,9 @@ import gevent
 import gevent.socket
 from gevent.server import StreamServer
 
-HEAD_OK = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-           b"Transfer-Encoding: chunked\r\n\r\n")
+HEAD_OK = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+)
 
 
 def chunk(data: bytes) -> bytes:
@@ -41,8 +42,14 @@ def token_chunk(text: str, chat: bool = True, finish: str | None = None) -> dict
 
 
 def usage_chunk(prompt: int, completion: int, cached: int = 0) -> dict:
-    return {"choices": [], "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                                     "prompt_tokens_details": {"cached_tokens": cached}}}
+    return {
+        "choices": [],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "prompt_tokens_details": {"cached_tokens": cached},
+        },
+    }
 
 
 class ScriptedServer:
@@ -88,8 +95,10 @@ class ScriptedServer:
                     buf += data
                 head, buf = buf.split(b"\r\n\r\n", 1)
                 lines = head.decode("latin-1").split("\r\n")
-                headers = {k.strip().lower(): v.strip() for k, v in
-                           (ln.split(":", 1) for ln in lines[1:] if ":" in ln)}
+                headers = {
+                    k.strip().lower(): v.strip()
+                    for k, v in (ln.split(":", 1) for ln in lines[1:] if ":" in ln)
+                }
                 length = int(headers.get("content-length", "0"))
                 while len(buf) < length:
                     data = sock.recv(65536)
@@ -154,8 +163,11 @@ class ScriptedServer:
             code = int(scenario[5:])
             msg = json.dumps({"error": {"message": f"scripted {code}", "code": code}}).encode()
             extra = b"Retry-After: 3\r\n" if code == 429 else b""
-            send(b"HTTP/1.1 %d Error\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n"
-                 % (code, extra, len(msg)) + msg)
+            send(
+                b"HTTP/1.1 %d Error\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n"
+                % (code, extra, len(msg))
+                + msg
+            )
             return True
         if scenario == "close_before_response":
             return False
@@ -195,8 +207,11 @@ class ScriptedServer:
             return False
         if scenario == "json_not_stream":
             msg = json.dumps({"choices": [{"message": {"content": "hi"}}]}).encode()
-            send(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
-                 % len(msg) + msg)
+            send(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                % len(msg)
+                + msg
+            )
             return True
         if scenario == "error_in_stream":
             send(HEAD_OK)
@@ -225,7 +240,7 @@ class ScriptedServer:
             body = b"".join(event(token_chunk(t, chat)) for t in req["texts"])
             body += event(usage_chunk(3, len(req["texts"]))) + b"data: [DONE]\n\n"
             for i in range(len(body)):
-                send(chunk(body[i:i + 1]))
+                send(chunk(body[i : i + 1]))
                 if i % 7 == 0:
                     gevent.sleep(0)
             send(b"0\r\n\r\n")
@@ -234,7 +249,9 @@ class ScriptedServer:
             # CRLF line ends, comments, event/id fields, a data field split over two lines
             send(HEAD_OK)
             send(chunk(b": keep-alive comment\r\n\r\n"))
-            send(chunk(b"event: message\r\nid: 1\r\n" + event(token_chunk("a", chat))[:-1] + b"\r\n"))
+            send(
+                chunk(b"event: message\r\nid: 1\r\n" + event(token_chunk("a", chat))[:-1] + b"\r\n")
+            )
             obj = json.dumps(token_chunk("b", chat))
             half = obj.index(", ") + 1  # split where a newline is JSON whitespace
             send(chunk(b"data:" + obj[:half].encode() + b"\ndata:" + obj[half:].encode() + b"\n\n"))
@@ -250,8 +267,11 @@ def test_scripted_server_speaks_http_and_sse() -> None:
     with ScriptedServer() as srv:
         s = gevent.socket.create_connection(("127.0.0.1", srv.server.server_port))
         body = json.dumps({"n": 2}).encode()
-        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
-                  % len(body) + body)
+        s.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+            % len(body)
+            + body
+        )
         data = b""
         with gevent.Timeout(5):
             while not data.endswith(b"0\r\n\r\n"):
@@ -279,10 +299,17 @@ class ScriptedServerProcess:
         from pathlib import Path
 
         root = Path(__file__).resolve().parent.parent
-        code = ("import sys; from tests.test_client_scripted_server import _serve; "
-                f"_serve({self.limit_s!r})")
-        self.proc = subprocess.Popen([sys.executable, "-c", code], cwd=root, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
+        code = (
+            "import sys; from tests.test_client_scripted_server import _serve; "
+            f"_serve({self.limit_s!r})"
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code],
+            cwd=root,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         line = self.proc.stdout.readline()
         if not line.strip().isdigit():
             self.proc.kill()

@@ -31,13 +31,19 @@ def sim():
         yield s
 
 
-def measure_timing(client, streams: int, requests: int
-                   ) -> tuple[ExactHistogram, ExactHistogram, ExactHistogram]:
+def measure_timing(
+    client, streams: int, requests: int
+) -> tuple[ExactHistogram, ExactHistogram, ExactHistogram]:
     """First-token lag, per-chunk lag and |ITL client - ITL server| of streamed requests."""
-    records = [RequestRecord(f"t{i}", wall_anchor=time.time() - time.perf_counter())
-               for i in range(requests)]
-    body = {"model": MODEL, "messages": [{"role": "user", "content": "time me please"}],
-            **output_controls(40, "sim")}
+    records = [
+        RequestRecord(f"t{i}", wall_anchor=time.time() - time.perf_counter())
+        for i in range(requests)
+    ]
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "time me please"}],
+        **output_controls(40, "sim"),
+    }
     pool = gevent.pool.Pool(streams)
     with gevent.Timeout(60):
         for r in records:
@@ -69,9 +75,11 @@ def test_ttft_and_itl_agree_with_server_send_times(sim) -> None:
         assert first_lag.min > -0.0005  # nothing arrives before it was sent (clock mapping slack)
         p99 = (first_lag.percentile(99), chunk_lag.percentile(99), itl_diff.percentile(99))
         results.append(p99)
-        print(f"\nfirst-token lag p50/p99 {first_lag.percentile(50) * 1e3:.3f}/{p99[0] * 1e3:.3f} "
-              f"ms; chunk lag p99 {p99[1] * 1e3:.3f} ms; |ITL client - server| p99 "
-              f"{p99[2] * 1e3:.3f} ms over {itl_diff.count} gaps")
+        print(
+            f"\nfirst-token lag p50/p99 {first_lag.percentile(50) * 1e3:.3f}/{p99[0] * 1e3:.3f} "
+            f"ms; chunk lag p99 {p99[1] * 1e3:.3f} ms; |ITL client - server| p99 "
+            f"{p99[2] * 1e3:.3f} ms over {itl_diff.count} gaps"
+        )
         if max(p99) < 0.002:
             break
     client.close()
@@ -91,15 +99,26 @@ SIM_FAULTS = {
 
 
 def test_simulator_faults_amid_normal_traffic(sim) -> None:
-    client = make_client(ClientConfig(base_url=sim.base_url, first_token_timeout_s=0.5,
-                                      idle_timeout_s=0.5, pool_size=16))
-    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}],
-            **output_controls(20, "sim")}
+    client = make_client(
+        ClientConfig(
+            base_url=sim.base_url, first_token_timeout_s=0.5, idle_timeout_s=0.5, pool_size=16
+        )
+    )
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "hi"}],
+        **output_controls(20, "sim"),
+    }
     jobs = []
     for round_ in range(2):
         for kind in SIM_FAULTS:
-            jobs.append((kind, RequestRecord(f"{kind}-{round_}"),
-                         {"x-sim-fault": f"{kind}; after=3; seconds=5; retry_after=2"}))
+            jobs.append(
+                (
+                    kind,
+                    RequestRecord(f"{kind}-{round_}"),
+                    {"x-sim-fault": f"{kind}; after=3; seconds=5; retry_after=2"},
+                )
+            )
         jobs += [("ok", RequestRecord(f"ok-{round_}-{i}"), None) for i in range(8)]
     pool = gevent.pool.Pool(16)
     with gevent.Timeout(30):
@@ -120,10 +139,13 @@ def test_simulator_faults_amid_normal_traffic(sim) -> None:
     client.close()
 
 
-@pytest.mark.parametrize("backend, name", [
-    ("server", "server:vllm"),  # the simulator answers vLLM's /tokenize shape
-    ("auto", "simpletok"),  # auto counts locally, as the simulator does: no request per turn
-])
+@pytest.mark.parametrize(
+    "backend, name",
+    [
+        ("server", "server:vllm"),  # the simulator answers vLLM's /tokenize shape
+        ("auto", "simpletok"),  # auto counts locally, as the simulator does: no request per turn
+    ],
+)
 def test_exact_backends_over_multi_turn(sim, backend: str, name: str) -> None:
     client = make_client(ClientConfig(base_url=sim.base_url))
     builder = make_prompt_builder(PromptConfig(backend=backend, base_url=sim.base_url), client)
@@ -134,8 +156,10 @@ def test_exact_backends_over_multi_turn(sim, backend: str, name: str) -> None:
             history: list[dict] = []
             for k, target in enumerate(targets):
                 built = builder.build_turn(target, history, f"sim-{conv}")
-                rec = client.send({"model": MODEL, "messages": built.messages,
-                                   **output_controls(30 + k, "sim")}, RequestRecord(f"{conv}-{k}"))
+                rec = client.send(
+                    {"model": MODEL, "messages": built.messages, **output_controls(30 + k, "sim")},
+                    RequestRecord(f"{conv}-{k}"),
+                )
                 assert rec.outcome is Outcome.OK, rec.error
                 assert rec.prompt_tokens == built.expected_prompt_tokens
                 assert rec.completion_tokens == 30 + k
@@ -154,8 +178,10 @@ def test_fallback_is_exact_when_the_server_counts_like_simpletok(sim) -> None:
         history: list[dict] = []
         for k, target in enumerate([50, 400, 420, 2000, 2100]):
             built = builder.build_turn(target, history, "fb")
-            rec = client.send({"model": MODEL, "messages": built.messages,
-                               **output_controls(25, "sim")}, RequestRecord(f"fb-{k}"))
+            rec = client.send(
+                {"model": MODEL, "messages": built.messages, **output_controls(25, "sim")},
+                RequestRecord(f"fb-{k}"),
+            )
             builder.observe(built, rec)
             assert rec.prompt_tokens == target, (k, rec.prompt_tokens, built.expected_prompt_tokens)
             history = [*built.messages, {"role": "assistant", "content": rec.reply_text}]

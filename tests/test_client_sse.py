@@ -16,8 +16,10 @@ from locust_burstgpt.client.sse import SSEProtocolError, SSEServerError, StreamR
 
 def chunk(text: str, finish: str | None = None) -> bytes:
     fr = "null" if finish is None else f'"{finish}"'
-    return (b'data: {"choices":[{"index":0,"delta":{"content":"%s"},"finish_reason":%s}]}\n\n'
-            % (text.encode(), fr.encode()))
+    return b'data: {"choices":[{"index":0,"delta":{"content":"%s"},"finish_reason":%s}]}\n\n' % (
+        text.encode(),
+        fr.encode(),
+    )
 
 
 USAGE = b'data: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":4}}}\n\n'
@@ -26,13 +28,24 @@ DONE = b"data: [DONE]\n\n"
 STREAMS = {
     "plain": chunk("a") + chunk(" b") + chunk(" c", "length") + USAGE + DONE,
     "crlf": (chunk("a") + chunk("b", "stop") + USAGE + DONE).replace(b"\n", b"\r\n"),
-    "comments and ids": b": keep-alive\n\n" + b"id: 1\n" + chunk("x") + b": ping\n\n" + chunk("y", "stop") + DONE,
+    "comments and ids": b": keep-alive\n\n"
+    + b"id: 1\n"
+    + chunk("x")
+    + b": ping\n\n"
+    + chunk("y", "stop")
+    + DONE,
     "no space after colon": b'data:{"choices":[{"delta":{"content":"q"}}]}\n\n' + DONE,
     "multi-line data": b'data: {"choices":[{"delta":\ndata: {"content":"m"}}]}\n\n' + DONE,
-    "reasoning then content": (b'data: {"choices":[{"delta":{"reasoning_content":"think"}}]}\n\n'
-                               + chunk("answer", "stop") + DONE),
+    "reasoning then content": (
+        b'data: {"choices":[{"delta":{"reasoning_content":"think"}}]}\n\n'
+        + chunk("answer", "stop")
+        + DONE
+    ),
     "named message event": b"event: message\n" + chunk("e") + DONE,
-    "empty deltas": b'data: {"choices":[{"delta":{}}]}\n\n' + chunk("z") + b'data: {"choices":[{"delta":{"content":""}}]}\n\n' + DONE,
+    "empty deltas": b'data: {"choices":[{"delta":{}}]}\n\n'
+    + chunk("z")
+    + b'data: {"choices":[{"delta":{"content":""}}]}\n\n'
+    + DONE,
     "after done": chunk("a") + DONE + chunk("ignored"),
 }
 
@@ -50,8 +63,14 @@ def read(pieces: list[bytes]) -> RequestRecord:
 
 
 def summary(record: RequestRecord) -> tuple:
-    return (record.reply_text, record.finish_reason, record.prompt_tokens, record.completion_tokens,
-            record.cached_tokens, len(record.chunk_times))
+    return (
+        record.reply_text,
+        record.finish_reason,
+        record.prompt_tokens,
+        record.completion_tokens,
+        record.cached_tokens,
+        len(record.chunk_times),
+    )
 
 
 def splits(data: bytes) -> list[list[bytes]]:
@@ -72,7 +91,9 @@ def test_fields_read_from_the_plain_stream() -> None:
     r = read([STREAMS["plain"]])
     assert summary(r) == ("a b c", "length", 7, 3, 4, 3)
     assert summary(read([STREAMS["reasoning then content"]]))[0] == "answer"
-    assert len(read([STREAMS["reasoning then content"]]).chunk_times) == 2  # reasoning times a token
+    assert (
+        len(read([STREAMS["reasoning then content"]]).chunk_times) == 2
+    )  # reasoning times a token
     assert summary(read([STREAMS["empty deltas"]]))[5] == 1
 
 

@@ -34,7 +34,7 @@ class Behaviour:
     """What the test server does; ``requests`` records each request's Range header."""
 
     body: bytes = CONTENT
-    drop_after: int | None = None      # first full response: send this many bytes, then cut
+    drop_after: int | None = None  # first full response: send this many bytes, then cut
     ignore_range: bool = False
     status: int = 200
     requests: list[str | None] = field(default_factory=list)
@@ -84,7 +84,9 @@ class _Handler(BaseHTTPRequestHandler):
 def server() -> Iterator[tuple[str, Behaviour]]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     httpd.behaviour = Behaviour()  # type: ignore[attr-defined]
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}/files/{{name}}", httpd.behaviour  # type: ignore[attr-defined]
@@ -111,7 +113,7 @@ def test_downloads_and_verifies(server, tmp_path):
     assert not (tmp_path / (NAME + ".part")).exists()
     assert b.requests == [None]
     log = out.getvalue()
-    assert "100%" in log and "verified sha256" in log       # periodic lines when not a terminal
+    assert "100%" in log and "verified sha256" in log  # periodic lines when not a terminal
 
 
 def test_dropped_connection_resumes_with_a_range_request(server, tmp_path):
@@ -170,7 +172,7 @@ def test_existing_files(server, tmp_path):
     url, b = server
     (tmp_path / NAME).write_bytes(CONTENT)
     assert fetch(url, tmp_path).read_bytes() == CONTENT
-    assert b.requests == []                                   # verified, not fetched again
+    assert b.requests == []  # verified, not fetched again
     (tmp_path / NAME).write_bytes(b"something else")
     with pytest.raises(DownloadError, match="move it away"):
         fetch(url, tmp_path)
@@ -184,15 +186,26 @@ def test_release_names_pins_and_urls():
     assert all(len(f.pin.sha256) == 64 for f in RELEASE_FILES.values())
     with pytest.raises(DownloadError, match="BurstGPT_without_fails_3"):
         release_file("BurstGPT_4")
-    assert file_url(DEFAULT_BASE_URL, "BurstGPT_1.csv") == \
-        "https://github.com/HPMLL/BurstGPT/releases/download/v2.0/BurstGPT_1.csv"
+    assert (
+        file_url(DEFAULT_BASE_URL, "BurstGPT_1.csv")
+        == "https://github.com/HPMLL/BurstGPT/releases/download/v2.0/BurstGPT_1.csv"
+    )
     assert file_url("http://mirror/data/", "BurstGPT_1.csv") == "http://mirror/data/BurstGPT_1.csv"
 
 
 def test_cli_download(server, tmp_path, capsys):
     url, b = server
     b.drop_after = 50_000
-    args = ["download", "BurstGPT_1", "--dir", str(tmp_path), "--base-url", url, "--sha256", PIN.sha256]
+    args = [
+        "download",
+        "BurstGPT_1",
+        "--dir",
+        str(tmp_path),
+        "--base-url",
+        url,
+        "--sha256",
+        PIN.sha256,
+    ]
     assert main(args) == 0
     assert (tmp_path / NAME).read_bytes() == CONTENT
     captured = capsys.readouterr()

@@ -49,8 +49,16 @@ def test_whole_second_timestamps_do_not_bias_the_shape(tmp_path):
     """At 1 req/s, a third of 1-s gaps are 0; spreading starts within their second keeps shape ~1."""
     params, _ = known_model(1.0, 0.5, [1.0])
     trace = synthesize(params, rate=1.0, duration_s=86400, seed=9)
-    df = pd.DataFrame({"Timestamp": np.floor(trace.timestamp), "Model": "ChatGPT", "Request tokens": 10,
-                       "Response tokens": 5, "Total tokens": 15, "Log Type": "API log"})
+    df = pd.DataFrame(
+        {
+            "Timestamp": np.floor(trace.timestamp),
+            "Model": "ChatGPT",
+            "Request tokens": 10,
+            "Response tokens": 5,
+            "Total tokens": 15,
+            "Log Type": "API log",
+        }
+    )
     path = tmp_path / "whole.csv"
     df.to_csv(path, index=False)
     (cls,) = fit_trace(path).classes
@@ -62,25 +70,28 @@ def test_rank1_poisson_is_exact_on_separable_counts():
     rate = np.array([1.0, 4.0, 2.0, 0.5])
     level = np.array([0.5, 1.5, 1.0])
     exposure = np.full((3, 4), 100.0)
-    exposure[0, 0] = 40.0     # a partial first bin
+    exposure[0, 0] = 40.0  # a partial first bin
     counts = np.outer(level, rate) * exposure
     got_rate, got_level = _rank1_poisson(counts, exposure)
     assert np.allclose(np.outer(got_level, got_rate) * exposure, counts)
     expected = exposure @ got_rate
-    assert np.isclose(got_level @ expected / expected.sum(), 1.0)   # an average day has level 1
+    assert np.isclose(got_level @ expected / expected.sum(), 1.0)  # an average day has level 1
 
 
 def test_partial_window_marks_uncovered_bins():
-    starts = np.arange(3600.0, 3 * 3600.0, 30.0)          # a start every 30 s from 01:00 to 03:00
-    arr = fit_arrivals(starts, 3000.0, 3 * 3600.0, FitOptions())   # window 00:50-03:00
+    starts = np.arange(3600.0, 3 * 3600.0, 30.0)  # a start every 30 s from 01:00 to 03:00
+    arr = fit_arrivals(starts, 3000.0, 3 * 3600.0, FitOptions())  # window 00:50-03:00
     rates = arr.rate_per_s
-    assert rates[1] is None and rates[9] is None            # 00:20 and 03:00 bins: never observed
-    assert arr.exposure_s[2] == 600.0 and rates[2] == 0.0   # 00:50-01:00 observed, empty
+    assert rates[1] is None and rates[9] is None  # 00:20 and 03:00 bins: never observed
+    assert arr.exposure_s[2] == 600.0 and rates[2] == 0.0  # 00:50-01:00 observed, empty
     assert all(r is not None for r in rates[3:9])
     assert abs(rates[4] - 1 / 30) < 1e-9
-    assert all(abs(r - arr.mean_rate()) < 1e-12 for r, raw in zip(arr.filled_rates(), rates, strict=True)
-               if raw is None)
-    assert np.median(arr.shape) == 100.0                    # perfectly regular gaps: the largest shape
+    assert all(
+        abs(r - arr.mean_rate()) < 1e-12
+        for r, raw in zip(arr.filled_rates(), rates, strict=True)
+        if raw is None
+    )
+    assert np.median(arr.shape) == 100.0  # perfectly regular gaps: the largest shape
 
 
 def test_too_few_arrivals_fall_back_to_poisson():

@@ -45,20 +45,31 @@ print(json.dumps({"lags": lags, "problems": health.problems(), "summary": health
 
 
 def _stall(mode: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", _STALL, mode], cwd=ROOT, capture_output=True, text=True,
-                         timeout=60, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", _STALL, mode],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     return json.loads(out)
 
 
-@pytest.mark.parametrize("mode, cause, words", [
-    ("cpu", "cpu", "saturated (CPU-bound)"),
-    ("blocked", "blocked", "event loop was blocked"),
-    ("starved", "starved", "starved of CPU"),
-])
+@pytest.mark.parametrize(
+    "mode, cause, words",
+    [
+        ("cpu", "cpu", "saturated (CPU-bound)"),
+        ("blocked", "blocked", "event loop was blocked"),
+        ("starved", "starved", "starved of CPU"),
+    ],
+)
 def test_probe_names_why_the_loop_lagged(mode: str, cause: str, words: str) -> None:
     result = _stall(mode)
     lost = {int(s): lost for s, lost, *_ in result["lags"]}
-    assert sum(lost.values()) == pytest.approx(3.2, abs=0.3)  # the stall, booked on the seconds it covered
+    assert sum(lost.values()) == pytest.approx(
+        3.2, abs=0.3
+    )  # the stall, booked on the seconds it covered
     (detail,) = result["summary"]["blocked_causes"]
     assert detail["cause"] == cause, detail
     if cause == "cpu":
@@ -85,9 +96,13 @@ def test_cause_from_the_evidence_and_host_steal() -> None:
     # [second, lost, cpu used, cpu waited, observed, machine steal]
     stolen = _health([[s, 0.8, 0.1, 0.0, 1.0, 0.6] for s in range(3)])
     assert stolen["detail"]["cause"] == "stolen" and stolen["detail"]["steal_share"] == 0.6
-    assert "host of this virtual machine" in stolen["problems"][0] and "60%" in stolen["problems"][0]
+    assert (
+        "host of this virtual machine" in stolen["problems"][0] and "60%" in stolen["problems"][0]
+    )
     # a second observed in part counts in part: 0.45 s of CPU in 0.5 s observed is 90 % of a CPU
-    partial = _health([[0, 0.4, 0.45, 0.0, 0.5, 0.0], [1, 0.9, 0.9, 0.0, 1.0, 0.0], [2, 0.9, 0.9, 0.0, 1.0, 0.0]])
+    partial = _health(
+        [[0, 0.4, 0.45, 0.0, 0.5, 0.0], [1, 0.9, 0.9, 0.0, 1.0, 0.0], [2, 0.9, 0.9, 0.0, 1.0, 0.0]]
+    )
     assert partial["detail"]["cpu_share"] == 0.9 and partial["detail"]["cause"] == "cpu"
     # no CPU evidence (a probe that only reports loss): the classic reading, CPU-bound
     legacy = _health([[s, 0.8] for s in range(3)])

@@ -58,10 +58,17 @@ def post_json(url: str, body: dict, timeout: float = 120) -> dict:
 
 def stream_chat(base_url: str, timeout: float = 120, **params: object) -> StreamResult:
     """POST a streamed /v1/chat/completions and tally the SSE chunks."""
-    body = {"model": "smollm2", "messages": PROMPT, "temperature": 0, "stream": True,
-            "stream_options": {"include_usage": True}, **params}
+    body = {
+        "model": "smollm2",
+        "messages": PROMPT,
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        **params,
+    }
     req = urllib.request.Request(
-        base_url + "/v1/chat/completions", data=json.dumps(body).encode(),
+        base_url + "/v1/chat/completions",
+        data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json"},
     )
     out = StreamResult()
@@ -70,7 +77,7 @@ def stream_chat(base_url: str, timeout: float = 120, **params: object) -> Stream
             line = raw.decode().strip()
             if not line.startswith("data:"):
                 continue
-            data = line[len("data:"):].strip()
+            data = line[len("data:") :].strip()
             if data == "[DONE]":
                 out.done = True
                 break
@@ -111,8 +118,12 @@ def _pid_alive(pid: int) -> bool:
 
 def test_managed_server_stops_whole_process_group(tmp_path: Path) -> None:
     port = free_port()
-    server = ManagedServer("forking", [sys.executable, "-c", _FORKING_SERVER, str(port)], port,
-                           tmp_path / "forking.log")
+    server = ManagedServer(
+        "forking",
+        [sys.executable, "-c", _FORKING_SERVER, str(port)],
+        port,
+        tmp_path / "forking.log",
+    )
     server.start(timeout_s=30)
     assert server.startup_s is not None and server.startup_s > 0
     child = int(server.log_path.read_text().split()[1])
@@ -151,16 +162,27 @@ def test_managed_server_yields_the_cpu_to_the_generator(tmp_path: Path) -> None:
     """Servers run below the generator's priority, and that holds across the kernel's autogroups:
     a server in a session of its own would take half of a shared core whatever its nice value."""
     port = free_port()
-    server = ManagedServer("busy", [*BELOW_GENERATOR, sys.executable, "-c", _BUSY_SERVER, str(port)], port,
-                           tmp_path / "busy.log")
+    server = ManagedServer(
+        "busy",
+        [*BELOW_GENERATOR, sys.executable, "-c", _BUSY_SERVER, str(port)],
+        port,
+        tmp_path / "busy.log",
+    )
     server.start(timeout_s=30)
     try:
         pid = server.proc.pid
         assert os.getpgid(pid) == pid  # its own group: stopped as a whole
         assert os.getsid(pid) == os.getsid(0)  # the caller's session: its nice value counts
         assert os.getpriority(os.PRIO_PROCESS, pid) == os.getpriority(os.PRIO_PROCESS, 0) + 10
-        share = float(subprocess.run([sys.executable, "-c", _GENERATOR], capture_output=True, text=True,
-                                     check=True, timeout=30).stdout)
+        share = float(
+            subprocess.run(
+                [sys.executable, "-c", _GENERATOR],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=30,
+            ).stdout
+        )
     finally:
         server.stop()
     assert share > 0.7, f"the generator got {share:.0%} of a core it shares with a busy server"
@@ -168,8 +190,9 @@ def test_managed_server_yields_the_cpu_to_the_generator(tmp_path: Path) -> None:
 
 def test_managed_server_start_failure_names_log_and_leaves_nothing(tmp_path: Path) -> None:
     port = free_port()
-    server = ManagedServer("broken", [sys.executable, "-c", "import sys; sys.exit(3)"], port,
-                           tmp_path / "broken.log")
+    server = ManagedServer(
+        "broken", [sys.executable, "-c", "import sys; sys.exit(3)"], port, tmp_path / "broken.log"
+    )
     with pytest.raises(RuntimeError, match=r"broken exited with 3; log: .*broken\.log"):
         server.start(timeout_s=30)
     assert not _pid_alive(server.proc.pid)
@@ -177,14 +200,19 @@ def test_managed_server_start_failure_names_log_and_leaves_nothing(tmp_path: Pat
 
 def test_managed_server_start_timeout_stops_the_group(tmp_path: Path) -> None:
     port = free_port()  # nothing ever listens there: the server never becomes healthy
-    server = ManagedServer("silent", [sys.executable, "-c", "import time; time.sleep(600)"], port,
-                           tmp_path / "silent.log")
+    server = ManagedServer(
+        "silent",
+        [sys.executable, "-c", "import time; time.sleep(600)"],
+        port,
+        tmp_path / "silent.log",
+    )
     with pytest.raises(RuntimeError, match=r"silent not healthy after 1\.0s"):
         server.start(timeout_s=1.0)
     assert not _pid_alive(server.proc.pid)
 
 
 # --- llama.cpp ----------------------------------------------------------------------------------
+
 
 @pytest.mark.llamacpp
 def test_llamacpp_streams_exact_length_with_ignore_eos(llama_server: ManagedServer) -> None:
@@ -201,6 +229,7 @@ def test_llamacpp_streams_exact_length_with_ignore_eos(llama_server: ManagedServ
 
 
 # --- vLLM ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.vllm
 @pytest.mark.timeout(600)  # the first vLLM test also pays for the server start
@@ -221,8 +250,10 @@ def test_vllm_exposes_tokenize_and_prometheus_metrics(vllm_server: ManagedServer
     with urllib.request.urlopen(vllm_server.base_url + "/v1/models", timeout=30) as r:
         assert [m["id"] for m in json.loads(r.read())["data"]] == ["smollm2"]
     text = TOKENIZE_SAMPLES[0]
-    got = post_json(vllm_server.base_url + "/tokenize",
-                    {"model": "smollm2", "prompt": text, "add_special_tokens": False})
+    got = post_json(
+        vllm_server.base_url + "/tokenize",
+        {"model": "smollm2", "prompt": text, "add_special_tokens": False},
+    )
     assert got["count"] == len(got["tokens"]) > 0
     assert got["max_model_len"] == 4096
 
@@ -236,13 +267,17 @@ def _vllm_counter(base_url: str, name: str) -> float:
     """Sum of a Prometheus counter's samples (all label sets) from vLLM's /metrics."""
     with urllib.request.urlopen(base_url + "/metrics", timeout=30) as r:
         lines = r.read().decode().splitlines()
-    samples = [float(ln.rsplit(" ", 1)[1]) for ln in lines
-               if ln.startswith(name + "{") or ln.startswith(name + " ")]
+    samples = [
+        float(ln.rsplit(" ", 1)[1])
+        for ln in lines
+        if ln.startswith(name + "{") or ln.startswith(name + " ")
+    ]
     assert samples, f"{name} not in /metrics"
     return sum(samples)
 
 
 # --- tokenizer ----------------------------------------------------------------------------------
+
 
 @pytest.mark.llamacpp
 @pytest.mark.vllm
@@ -253,8 +288,9 @@ def test_tokenizer_json_matches_llamacpp_tokenize(
 
     tok = Tokenizer.from_file(str(smollm2_tokenizer_json))
     for text in TOKENIZE_SAMPLES:
-        server_ids = post_json(llama_server.base_url + "/tokenize",
-                               {"content": text, "add_special": False})["tokens"]
+        server_ids = post_json(
+            llama_server.base_url + "/tokenize", {"content": text, "add_special": False}
+        )["tokens"]
         assert tok.encode(text, add_special_tokens=False).ids == server_ids, text
 
 
@@ -265,14 +301,18 @@ def test_llamacpp_and_vllm_agree_on_tokens(
     llama_server: ManagedServer, vllm_server: ManagedServer
 ) -> None:
     for text in TOKENIZE_SAMPLES:
-        llama_ids = post_json(llama_server.base_url + "/tokenize",
-                              {"content": text, "add_special": False})["tokens"]
-        vllm_ids = post_json(vllm_server.base_url + "/tokenize",
-                             {"model": "smollm2", "prompt": text, "add_special_tokens": False})["tokens"]
+        llama_ids = post_json(
+            llama_server.base_url + "/tokenize", {"content": text, "add_special": False}
+        )["tokens"]
+        vllm_ids = post_json(
+            vllm_server.base_url + "/tokenize",
+            {"model": "smollm2", "prompt": text, "add_special_tokens": False},
+        )["tokens"]
         assert llama_ids == vllm_ids, text
     # Same chat template on both sides: the same messages cost the same prompt tokens.
-    content = post_json(llama_server.base_url + "/tokenize",
-                        {"content": PROMPT[0]["content"], "add_special": False})["tokens"]
+    content = post_json(
+        llama_server.base_url + "/tokenize", {"content": PROMPT[0]["content"], "add_special": False}
+    )["tokens"]
     llama = stream_chat(llama_server.base_url, max_tokens=1)
     vllm = stream_chat(vllm_server.base_url, max_tokens=1)
     assert llama.usage["prompt_tokens"] == vllm.usage["prompt_tokens"] > len(content)
@@ -328,8 +368,9 @@ def test_chromium_renders_local_page_and_saves_screenshot(
     with Image.open(out) as image:  # the PNG holds the rendered page, not a blank surface
         assert image.convert("RGB").getpixel((320, 300)) == (0, 128, 255)
 
-    whole = browser_mod.screenshot(local_page, artifacts_dir / "infra-chromium-screenshot-fn.png",
-                                       width=800, height=500)
+    whole = browser_mod.screenshot(
+        local_page, artifacts_dir / "infra-chromium-screenshot-fn.png", width=800, height=500
+    )
     assert _png_size(whole) == (800, 500)
 
 

@@ -12,7 +12,11 @@ from locust_burstgpt.cli.main import main
 from tests.conftest import BURSTGPT_1_7DAYS, BURSTGPT_3_400
 
 REQUIRED = {
-    "rows": None, "failed_rows": None, "span_s": None, "models": None, "log_types": None,
+    "rows": None,
+    "failed_rows": None,
+    "span_s": None,
+    "models": None,
+    "log_types": None,
     "conversations": None,
     "turns_per_conversation": {"mean", "p50", "p90", "max"},
     "think_time_s": {"p10", "p50", "p90"},
@@ -40,9 +44,10 @@ def test_json_has_every_required_key(capsys):
     assert out["models"] == {"ChatGPT": 12_845, "GPT-4": 6_586}
     assert out["log_types"] == {"Conversation log": 19_120, "API log": 311}
     assert out["concurrency"]["estimated"] is True
-    assert 0 < out["interarrival_s"]["gamma_shape"] < 1          # bursty: shape below 1
-    assert out["interarrival_s"]["gamma_shape"] * out["interarrival_s"]["gamma_scale"] == pytest.approx(
-        out["interarrival_s"]["mean"], rel=0.1)
+    assert 0 < out["interarrival_s"]["gamma_shape"] < 1  # bursty: shape below 1
+    assert out["interarrival_s"]["gamma_shape"] * out["interarrival_s"][
+        "gamma_scale"
+    ] == pytest.approx(out["interarrival_s"]["mean"], rel=0.1)
 
 
 def test_default_trace_is_inspected_without_arguments(capsys):
@@ -77,11 +82,14 @@ def test_plot_writes_a_png(tmp_path, capsys):
     assert f"wrote {out}" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["/no/such/trace.csv"], "no such file"),
-    ([str(BURSTGPT_3_400), "--window", "lunchtime"], "window 'lunchtime'"),
-    ([str(BURSTGPT_3_400), "--model", "GPT-5"], "not in the trace"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["/no/such/trace.csv"], "no such file"),
+        ([str(BURSTGPT_3_400), "--window", "lunchtime"], "window 'lunchtime'"),
+        ([str(BURSTGPT_3_400), "--model", "GPT-5"], "not in the trace"),
+    ],
+)
 def test_errors_exit_2_with_a_message(capsys, argv, needle):
     assert main(["inspect", *argv]) == 2
     err = capsys.readouterr().err
@@ -89,10 +97,12 @@ def test_errors_exit_2_with_a_message(capsys, argv, needle):
 
 
 def test_console_script_runs_without_importing_locust_or_gevent():
-    code = ("import sys, json; from locust_burstgpt.cli.main import main; "
-            f"rc = main(['inspect', {str(BURSTGPT_3_400)!r}, '--json']); "
-            "assert rc == 0; bad = [m for m in ('locust', 'gevent') if m in sys.modules]; "
-            "print('IMPORTED', bad, file=sys.stderr); sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, json; from locust_burstgpt.cli.main import main; "
+        f"rc = main(['inspect', {str(BURSTGPT_3_400)!r}, '--json']); "
+        "assert rc == 0; bad = [m for m in ('locust', 'gevent') if m in sys.modules]; "
+        "print('IMPORTED', bad, file=sys.stderr); sys.exit(1 if bad else 0)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["rows"] == 400

@@ -40,9 +40,10 @@ def test_percentiles_match_numpy_within_half_resolution(dist: str) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.floats(min_value=-5.0, max_value=500.0, allow_nan=False), min_size=1,
-                max_size=300),
-       st.floats(min_value=0.0, max_value=100.0))
+@given(
+    st.lists(st.floats(min_value=-5.0, max_value=500.0, allow_nan=False), min_size=1, max_size=300),
+    st.floats(min_value=0.0, max_value=100.0),
+)
 def test_any_sample_any_percentile(values: list[float], q: float) -> None:
     h = ExactHistogram()
     h.add_many(values)
@@ -88,12 +89,14 @@ def test_round_trip_and_errors() -> None:
     with pytest.raises(ValueError, match="0..100"):
         h.percentile(101)
     with pytest.raises(ValueError, match="not a serialized"):
-        ExactHistogram.from_dict({"res": 1e-4, "n": 5, "sum": 0, "min": 0, "max": 0, "k": [1],
-                                  "c": [1]})
+        ExactHistogram.from_dict(
+            {"res": 1e-4, "n": 5, "sum": 0, "min": 0, "max": 0, "k": [1], "c": [1]}
+        )
     with pytest.raises(ValueError, match="resolution"):
-        ExactHistogram(1e-4).merge(ExactHistogram(1e-3).to_dict() | {"n": 1, "k": [1], "c": [1],
-                                                                     "min": 0.001, "max": 0.001,
-                                                                     "sum": 0.001})
+        ExactHistogram(1e-4).merge(
+            ExactHistogram(1e-3).to_dict()
+            | {"n": 1, "k": [1], "c": [1], "min": 0.001, "max": 0.001, "sum": 0.001}
+        )
 
 
 def test_locust_rounding_would_fail_this() -> None:
@@ -106,7 +109,9 @@ def test_locust_rounding_would_fail_this() -> None:
 
 def test_add_array_fills_the_same_bins_as_add():
     rng = np.random.default_rng(3)
-    values = np.concatenate([rng.exponential(0.01, 5000), rng.uniform(0, 30, 500), [0.0, 0.00005, 0.00015]])
+    values = np.concatenate(
+        [rng.exponential(0.01, 5000), rng.uniform(0, 30, 500), [0.0, 0.00005, 0.00015]]
+    )
     one, many = ExactHistogram(), ExactHistogram()
     for v in values:
         one.add(float(v))

@@ -10,10 +10,26 @@ from locust_burstgpt.client import Outcome, RequestRecord
 from locust_burstgpt.metrics import ALL, MetricsStore, PerRequestSLO
 
 
-def rec(i: int, *, sent: float, ttft: float, itl: float, n: int, outcome=Outcome.OK,
-        late: float = 0.001, **kw) -> RequestRecord:
-    r = RequestRecord(f"r{i}", scheduled_at=sent - late, sent_at=sent, outcome=outcome,
-                      completion_tokens=n, prompt_tokens=100, **kw)
+def rec(
+    i: int,
+    *,
+    sent: float,
+    ttft: float,
+    itl: float,
+    n: int,
+    outcome=Outcome.OK,
+    late: float = 0.001,
+    **kw,
+) -> RequestRecord:
+    r = RequestRecord(
+        f"r{i}",
+        scheduled_at=sent - late,
+        sent_at=sent,
+        outcome=outcome,
+        completion_tokens=n,
+        prompt_tokens=100,
+        **kw,
+    )
     if outcome is Outcome.OK:
         times = [sent + ttft + k * itl for k in range(n)]
         r.chunk_times.extend(times)
@@ -73,8 +89,16 @@ def test_throughput_over_the_recorded_span() -> None:
 
 def test_length_fidelity_from_fields_or_extra() -> None:
     store = MetricsStore()
-    a = rec(1, sent=0.0, ttft=0.1, itl=0.01, n=10, target_prompt_tokens=100,
-            target_completion_tokens=10, expected_prompt_tokens=100)
+    a = rec(
+        1,
+        sent=0.0,
+        ttft=0.1,
+        itl=0.01,
+        n=10,
+        target_prompt_tokens=100,
+        target_completion_tokens=10,
+        expected_prompt_tokens=100,
+    )
     b = rec(2, sent=0.0, ttft=0.1, itl=0.01, n=8)
     b.extra = {"prompt_target": 90, "output_target": 10, "expected_prompt_tokens": 100}
     store.record("A", a)
@@ -93,9 +117,14 @@ def test_worker_stores_merge_like_one_store() -> None:
     workers = [MetricsStore(slo) for _ in range(3)]
     for i in range(900):
         label = ["GPT-4 conversation", "ChatGPT API"][i % 2]
-        r = rec(i, sent=float(i) / 10, ttft=float(rng.uniform(0.05, 0.5)),
-                itl=float(rng.uniform(0.005, 0.05)), n=int(rng.integers(1, 40)),
-                late=float(rng.uniform(0, 0.004)))
+        r = rec(
+            i,
+            sent=float(i) / 10,
+            ttft=float(rng.uniform(0.05, 0.5)),
+            itl=float(rng.uniform(0.005, 0.05)),
+            n=int(rng.integers(1, 40)),
+            late=float(rng.uniform(0, 0.004)),
+        )
         whole.record(label, r, recorded_elapsed_s=3)
         workers[i % 3].record(label, r, recorded_elapsed_s=3)
     wire = [msgpack.unpackb(msgpack.packb(w.to_dict())) for w in workers]

@@ -30,31 +30,43 @@ def test_defaults_are_valid_and_secret_stays_out_of_public_dict(monkeypatch):
 
 
 def test_lists_and_maps_are_parsed():
-    s = settings_from_options(_opts(burstgpt_models="ChatGPT, GPT-4", burstgpt_log_types="conversation,api",
-                                    burstgpt_model_map="ChatGPT=llama-8b,GPT-4=llama-70b",
-                                    burstgpt_server_metrics="off"))
+    s = settings_from_options(
+        _opts(
+            burstgpt_models="ChatGPT, GPT-4",
+            burstgpt_log_types="conversation,api",
+            burstgpt_model_map="ChatGPT=llama-8b,GPT-4=llama-70b",
+            burstgpt_server_metrics="off",
+        )
+    )
     assert s.models == ("ChatGPT", "GPT-4")
     assert s.log_types == ("Conversation log", "API log")
     assert s.model_map == {"ChatGPT": "llama-8b", "GPT-4": "llama-70b"}
     assert s.server_metrics is None
 
 
-@pytest.mark.parametrize("dest, value, fragment", [
-    ("burstgpt_speedup", "-2", "--burstgpt-speedup: expected a number > 0"),
-    ("burstgpt_speedup", "fast", "--burstgpt-speedup: expected a number"),
-    ("burstgpt_rate_scale", "0", "--burstgpt-rate-scale: expected a number > 0"),
-    ("burstgpt_headroom", "0.5", "--burstgpt-headroom: expected a factor >= 1"),
-    ("burstgpt_trace", "/nonexistent/trace.csv", "--burstgpt-trace: file not found"),
-    ("burstgpt_tokenizer", "magic", "--burstgpt-tokenizer: expected auto, server, fallback, simpletok or local:PATH"),
-    ("burstgpt_tokenizer", "local:/nonexistent/tok.json", "local tokenizer not found"),
-    ("burstgpt_log_types", "chat", "unknown log type 'chat'"),
-    ("burstgpt_model_map", "ChatGPT", "expected TRACE_MODEL=SERVED_MODEL"),
-    ("burstgpt_arrival", "poisson", "--burstgpt-arrival: expected one of trace, saturate"),
-    ("burstgpt_seed", "x", "--burstgpt-seed: expected an integer"),
-    ("burstgpt_ttft_timeout", "0", "--burstgpt-ttft-timeout: expected a number > 0"),
-    ("burstgpt_server_metrics", "localhost:9090", "expected an http(s) URL or off"),
-    ("burstgpt_slo", "ttft_p99<2", "give a unit"),
-])
+@pytest.mark.parametrize(
+    "dest, value, fragment",
+    [
+        ("burstgpt_speedup", "-2", "--burstgpt-speedup: expected a number > 0"),
+        ("burstgpt_speedup", "fast", "--burstgpt-speedup: expected a number"),
+        ("burstgpt_rate_scale", "0", "--burstgpt-rate-scale: expected a number > 0"),
+        ("burstgpt_headroom", "0.5", "--burstgpt-headroom: expected a factor >= 1"),
+        ("burstgpt_trace", "/nonexistent/trace.csv", "--burstgpt-trace: file not found"),
+        (
+            "burstgpt_tokenizer",
+            "magic",
+            "--burstgpt-tokenizer: expected auto, server, fallback, simpletok or local:PATH",
+        ),
+        ("burstgpt_tokenizer", "local:/nonexistent/tok.json", "local tokenizer not found"),
+        ("burstgpt_log_types", "chat", "unknown log type 'chat'"),
+        ("burstgpt_model_map", "ChatGPT", "expected TRACE_MODEL=SERVED_MODEL"),
+        ("burstgpt_arrival", "poisson", "--burstgpt-arrival: expected one of trace, saturate"),
+        ("burstgpt_seed", "x", "--burstgpt-seed: expected an integer"),
+        ("burstgpt_ttft_timeout", "0", "--burstgpt-ttft-timeout: expected a number > 0"),
+        ("burstgpt_server_metrics", "localhost:9090", "expected an http(s) URL or off"),
+        ("burstgpt_slo", "ttft_p99<2", "give a unit"),
+    ],
+)
 def test_each_bad_value_gets_one_line_naming_the_option(dest, value, fragment):
     with pytest.raises(OptionError) as e:
         settings_from_options(_opts(**{dest: value}))
@@ -62,10 +74,19 @@ def test_each_bad_value_gets_one_line_naming_the_option(dest, value, fragment):
 
 
 def test_burstgpt_options_and_locust_help_list_every_option():
-    out = subprocess.run([sys.executable, "-m", "locust_burstgpt.cli.main", "options"], capture_output=True,
-                         text=True, check=True).stdout
-    via_locust = subprocess.run([sys.executable, "-m", "locust", "-f", "locustfiles/burstgpt.py", "--burstgpt-help"],
-                                cwd=ROOT, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "locust_burstgpt.cli.main", "options"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    via_locust = subprocess.run(
+        [sys.executable, "-m", "locust", "-f", "locustfiles/burstgpt.py", "--burstgpt-help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert via_locust.returncode == 0
     for o in OPTIONS:
         assert o.flag in out and o.flag in via_locust.stdout
@@ -73,4 +94,6 @@ def test_burstgpt_options_and_locust_help_list_every_option():
 
 def test_readme_options_table_matches_the_code():
     readme = (ROOT / "README.md").read_text()
-    assert format_markdown_table() in readme, "README's options table is stale: paste `burstgpt options --markdown`"
+    assert format_markdown_table() in readme, (
+        "README's options table is stale: paste `burstgpt options --markdown`"
+    )

@@ -18,8 +18,14 @@ SPEEDUP = "5000"
 @pytest.fixture(scope="module")
 def single_run(sim_proxy, tmp_path_factory) -> tuple[LocustRun, list]:
     start = len(sim_proxy.requests)
-    run = run_locust(tmp_path_factory.mktemp("single"), sim_proxy.base_url,
-                     "--burstgpt-window", WINDOW, "--burstgpt-speedup", SPEEDUP)
+    run = run_locust(
+        tmp_path_factory.mktemp("single"),
+        sim_proxy.base_url,
+        "--burstgpt-window",
+        WINDOW,
+        "--burstgpt-speedup",
+        SPEEDUP,
+    )
     return run, _replayed(run, sim_proxy.requests[start:])
 
 
@@ -60,7 +66,9 @@ def test_every_scheduled_request_sent_once_in_time(single_run):
     early = [r for r in records if r["sent"] < r["scheduled"]]
     assert early == [], f"{len(early)} requests sent before their scheduled time"
     lateness = [r["sent"] - r["scheduled"] for r in records]
-    assert percentile(lateness, 99) < 0.010, f"lateness p99 {percentile(lateness, 99) * 1000:.1f} ms"
+    assert percentile(lateness, 99) < 0.010, (
+        f"lateness p99 {percentile(lateness, 99) * 1000:.1f} ms"
+    )
     first = [r for r in records if r["turn"] == 0]
     offsets = [abs(r["sent"] - r["conv_start_s"]) for r in first]
     assert percentile(offsets, 99) < 0.010 and max(offsets) < 0.1
@@ -95,15 +103,26 @@ def test_prompt_and_output_lengths_exact_on_simulator(single_run):
     _ok_or_explain(run)
     records = run.records
     assert all(r["prompt_tokens"] == r["prompt_target"] for r in records), [
-        (r["prompt_tokens"], r["prompt_target"]) for r in records if r["prompt_tokens"] != r["prompt_target"]][:5]
+        (r["prompt_tokens"], r["prompt_target"])
+        for r in records
+        if r["prompt_tokens"] != r["prompt_target"]
+    ][:5]
     assert all(r["completion_tokens"] == r["output_target"] for r in records)
 
 
 def test_two_processes_split_conversations(single_run, sim_proxy, tmp_path):
     single, _ = single_run
     start = len(sim_proxy.requests)
-    run = run_locust(tmp_path, sim_proxy.base_url, "--processes", "2",
-                     "--burstgpt-window", WINDOW, "--burstgpt-speedup", SPEEDUP)
+    run = run_locust(
+        tmp_path,
+        sim_proxy.base_url,
+        "--processes",
+        "2",
+        "--burstgpt-window",
+        WINDOW,
+        "--burstgpt-speedup",
+        SPEEDUP,
+    )
     assert run.returncode == 0, run.output[-4000:]
     seen = _replayed(run, sim_proxy.requests[start:])
     workers = run.by_role("worker")

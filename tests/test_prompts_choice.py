@@ -47,14 +47,17 @@ def test_simpletok_backend_is_exact_for_simpletok() -> None:
     assert counter.count_texts([long, long, "x"]) == [400, 400, 1]  # cached or not, the same
 
 
-@pytest.mark.parametrize("kind, fields", [
-    ("vllm", {"max_tokens": 64, "ignore_eos": True, "min_tokens": 64}),
-    ("sim", {"max_tokens": 64, "ignore_eos": True, "min_tokens": 64}),
-    ("llamacpp", {"max_tokens": 64, "ignore_eos": True}),
-    ("sglang", {"max_tokens": 64, "ignore_eos": True}),
-    ("openai", {"max_tokens": 64}),
-    (None, {"max_tokens": 64}),
-])
+@pytest.mark.parametrize(
+    "kind, fields",
+    [
+        ("vllm", {"max_tokens": 64, "ignore_eos": True, "min_tokens": 64}),
+        ("sim", {"max_tokens": 64, "ignore_eos": True, "min_tokens": 64}),
+        ("llamacpp", {"max_tokens": 64, "ignore_eos": True}),
+        ("sglang", {"max_tokens": 64, "ignore_eos": True}),
+        ("openai", {"max_tokens": 64}),
+        (None, {"max_tokens": 64}),
+    ],
+)
 def test_output_controls(kind: str | None, fields: dict) -> None:
     assert output_controls(64, kind) == fields
 

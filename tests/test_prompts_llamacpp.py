@@ -54,8 +54,10 @@ def genuine_conversations(n_single: int, n_multi_turns: int, seed: int = 7) -> l
     d1 = pd.read_csv(BURSTGPT_1_7DAYS)
     d1 = d1[d1["Response tokens"] > 0]  # failed rows are skipped by default in replays too
     rows = d1.sample(n=n_single, random_state=seed)
-    convs = [[Turn(min(int(r["Request tokens"]), SINGLE_CAP), int(r["Response tokens"]))]
-             for _, r in rows.iterrows()]
+    convs = [
+        [Turn(min(int(r["Request tokens"]), SINGLE_CAP), int(r["Response tokens"]))]
+        for _, r in rows.iterrows()
+    ]
     d3 = pd.read_csv(BURSTGPT_3_400)
     d3 = d3[d3["Session ID"].notna() & (d3["Response tokens"] > 0)].sort_values("Timestamp")
     sessions = [g for _, g in d3.groupby("Session ID", sort=False) if len(g) >= 2]
@@ -66,16 +68,19 @@ def genuine_conversations(n_single: int, n_multi_turns: int, seed: int = 7) -> l
             break
         g = g.iloc[: n_multi_turns - taken]
         scale = min(1.0, MULTI_CAP / g["Request tokens"].max())
-        turns = [Turn(round(int(r["Request tokens"]) * scale), int(r["Response tokens"]))
-                 for _, r in g.iterrows()]
+        turns = [
+            Turn(round(int(r["Request tokens"]) * scale), int(r["Response tokens"]))
+            for _, r in g.iterrows()
+        ]
         convs.append(turns)
         taken += len(turns)
     assert taken == n_multi_turns, "the bundled slice has fewer multi-turn requests than asked"
     return convs
 
 
-def replay(client, builder, conversations: list[list[Turn]], floor: int,
-           concurrency: int = 8) -> list[Sent]:
+def replay(
+    client, builder, conversations: list[list[Turn]], floor: int, concurrency: int = 8
+) -> list[Sent]:
     """Replay conversations turn by turn (history = real replies), ``concurrency`` at a time."""
     queue: gevent.queue.Queue = gevent.queue.Queue()
     for i, conv in enumerate(conversations):
@@ -90,8 +95,12 @@ def replay(client, builder, conversations: list[list[Turn]], floor: int,
                 p = max(turn.prompt_target, floor)
                 c = min(max(turn.response_target, 1), RESPONSE_CAP)
                 built = builder.build_turn(p, history, conv_key=f"c{i}")
-                body = {"model": MODEL, "messages": built.messages,
-                        **output_controls(c, "llamacpp"), "temperature": 0.8}
+                body = {
+                    "model": MODEL,
+                    "messages": built.messages,
+                    **output_controls(c, "llamacpp"),
+                    "temperature": 0.8,
+                }
                 rec = client.send(body, RequestRecord(f"c{i}-t{k}"))
                 builder.observe(built, rec)
                 sent.append(Sent(i, k, p, c, built, rec))
@@ -130,10 +139,12 @@ def test_server_tokenize_backend_hits_targets_exactly(llama_server, client) -> N
     as_built = sum(s.record.prompt_tokens == s.built.expected_prompt_tokens for s in sent)
     completion_exact = sum(s.record.completion_tokens == s.response_target for s in sent)
     multi = [s for s in sent if s.turn > 0]
-    print(f"\nllama.cpp /tokenize backend: prompt == target {prompt_exact}/500, "
-          f"== expected {as_built}/500, completion == target {completion_exact}/500; "
-          f"floor {floor} tokens ({below_floor} genuine targets below it), "
-          f"{len(multi)} later turns, {sum(s.built.dropped_turns for s in sent)} turns dropped")
+    print(
+        f"\nllama.cpp /tokenize backend: prompt == target {prompt_exact}/500, "
+        f"== expected {as_built}/500, completion == target {completion_exact}/500; "
+        f"floor {floor} tokens ({below_floor} genuine targets below it), "
+        f"{len(multi)} later turns, {sum(s.built.dropped_turns for s in sent)} turns dropped"
+    )
     assert prompt_exact >= 495  # >= 99 %
     assert as_built >= 495
     assert completion_exact == 500
@@ -145,11 +156,13 @@ def test_server_tokenize_backend_hits_targets_exactly(llama_server, client) -> N
 def test_calibrated_fallback_error_below_3_percent(llama_server, client) -> None:
     """simpletok counts differ from SmolLM2's; calibration from usage must close the gap."""
     builder = make_prompt_builder(
-        PromptConfig(backend="fallback", base_url=llama_server.base_url, model=MODEL), client)
+        PromptConfig(backend="fallback", base_url=llama_server.base_url, model=MODEL), client
+    )
     assert builder.backend_name == "fallback" and not builder.exact
     conversations = genuine_conversations(n_single=90, n_multi_turns=70, seed=11)
-    exact = make_prompt_builder(PromptConfig(backend="server", base_url=llama_server.base_url,
-                                             model=MODEL))
+    exact = make_prompt_builder(
+        PromptConfig(backend="server", base_url=llama_server.base_url, model=MODEL)
+    )
     floor = exact.build_turn(1, [], "floor").expected_prompt_tokens  # smallest reachable prompt
     sent = replay(client, builder, conversations, floor)
     assert all(s.record.outcome is Outcome.OK for s in sent)
@@ -157,8 +170,10 @@ def test_calibrated_fallback_error_below_3_percent(llama_server, client) -> None
     later = sent[50:]
     errors = [abs(s.record.prompt_tokens - s.prompt_target) / s.prompt_target for s in later]
     mean_error = sum(errors) / len(errors)
-    print(f"\nfallback: mean |usage - target| / target after 50 requests = {mean_error:.2%} "
-          f"over {len(later)} requests (first 50: "
-          f"{sum(abs(s.record.prompt_tokens - s.prompt_target) / s.prompt_target for s in sent[:50]) / 50:.2%})")
+    print(
+        f"\nfallback: mean |usage - target| / target after 50 requests = {mean_error:.2%} "
+        f"over {len(later)} requests (first 50: "
+        f"{sum(abs(s.record.prompt_tokens - s.prompt_target) / s.prompt_target for s in sent[:50]) / 50:.2%})"
+    )
     assert len(later) >= 100
     assert mean_error < 0.03

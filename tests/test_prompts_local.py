@@ -40,18 +40,25 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=1150, show_progress=False,
-                                  special_tokens=["<s>", "<|im_start|>", "<|im_end|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=1150,
+        show_progress=False,
+        special_tokens=["<s>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     corpus = [" ".join(words[i:] + words[:i]) for i in range(0, 600, 50)]
     corpus += ["user assistant system hello there fine thanks good to hear"] * 20
     tok.train_from_iterator(corpus, trainer)
     tok.post_processor = processors.TemplateProcessing(
-        single="<s> $A", special_tokens=[("<s>", tok.token_to_id("<s>"))])
+        single="<s> $A", special_tokens=[("<s>", tok.token_to_id("<s>"))]
+    )
     folder = tmp_path_factory.mktemp("tiny-model")
     tok.save(str(folder / "tokenizer.json"))
-    (folder / "tokenizer_config.json").write_text(json.dumps(
-        {"chat_template": CHATML, "bos_token": "<s>", "eos_token": {"content": "<|im_end|>"}}))
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps(
+            {"chat_template": CHATML, "bos_token": "<s>", "eos_token": {"content": "<|im_end|>"}}
+        )
+    )
     return folder
 
 
@@ -70,8 +77,28 @@ def chatml_count(tokenizer, messages: list[dict]) -> int:
 
 def reply_text(rng: random.Random, n: int) -> str:
     """Model-like reply text: words, punctuation, digits, newlines, non-ASCII."""
-    pieces = ["The", " answer", " is", " 42", ".", "\n\n", " Ü", "ber", " straße", ",", " 3.14",
-              " (see", " below)", ":", " •", " item", " 🙂", "\n", "-", " done"]
+    pieces = [
+        "The",
+        " answer",
+        " is",
+        " 42",
+        ".",
+        "\n\n",
+        " Ü",
+        "ber",
+        " straße",
+        ",",
+        " 3.14",
+        " (see",
+        " below)",
+        ":",
+        " •",
+        " item",
+        " 🙂",
+        "\n",
+        "-",
+        " done",
+    ]
     return "".join(rng.choice(pieces) for _ in range(n))
 
 
@@ -90,16 +117,20 @@ def test_local_folder_hits_every_target_exactly(model_dir: Path, tokenizer) -> N
             assert built.expected_prompt_tokens == actual
             if target >= floor and not built.dropped_turns:
                 assert actual == target
-            history = [*built.messages, {"role": "assistant",
-                                         "content": reply_text(rng, rng.randint(1, 60))}]
+            history = [
+                *built.messages,
+                {"role": "assistant", "content": reply_text(rng, rng.randint(1, 60))},
+            ]
 
 
 def test_history_larger_than_target_drops_oldest_turns(model_dir: Path, tokenizer) -> None:
     builder = make_prompt_builder(PromptConfig(backend=f"local:{model_dir}"))
     history: list[dict] = []
     for k in range(4):
-        history += [{"role": "user", "content": f"question {k} " + "word " * 30},
-                    {"role": "assistant", "content": f"answer {k} " + "reply " * 30}]
+        history += [
+            {"role": "user", "content": f"question {k} " + "word " * 30},
+            {"role": "assistant", "content": f"answer {k} " + "reply " * 30},
+        ]
     # room for the last two turns and a 20-token message, not for three turns
     target = chatml_count(tokenizer, [*history[4:], {"role": "user", "content": "x"}]) + 20
     built = builder.build_turn(target, history, conv_key="long")
@@ -113,14 +144,18 @@ def test_history_larger_than_target_drops_oldest_turns(model_dir: Path, tokenize
 
 
 def test_completions_prompt_includes_bos_and_history(model_dir: Path, tokenizer) -> None:
-    builder = make_prompt_builder(PromptConfig(backend=f"local:{model_dir}", endpoint="completions"))
+    builder = make_prompt_builder(
+        PromptConfig(backend=f"local:{model_dir}", endpoint="completions")
+    )
     history: list[dict] = []
     for target in (40, 120, 250):
         built = builder.build_turn(target, history, conv_key="c")
         assert built.messages is None
         assert len(tokenizer.encode(built.prompt).ids) == target == built.expected_prompt_tokens
-        history = [{"role": "user", "content": built.prompt},
-                   {"role": "assistant", "content": " and then it ended."}]
+        history = [
+            {"role": "user", "content": built.prompt},
+            {"role": "assistant", "content": " and then it ended."},
+        ]
     assert built.prompt.startswith(history[0]["content"][:20])
 
 
@@ -137,21 +172,27 @@ def test_text_is_deterministic_varied_and_seeded(model_dir: Path) -> None:
     assert max(words.count(w) for w in set(words)) < len(words) / 10
 
 
-def test_tokenizer_json_without_template_needs_a_measurement(tmp_path: Path, model_dir: Path) -> None:
+def test_tokenizer_json_without_template_needs_a_measurement(
+    tmp_path: Path, model_dir: Path
+) -> None:
     only = tmp_path / "tokenizer.json"
     only.write_bytes((model_dir / "tokenizer.json").read_bytes())
     with pytest.raises(PromptBackendError, match="template overhead"):
         make_prompt_builder(PromptConfig(backend=f"local:{only}"))
     # completions prompts need no template
-    built = make_prompt_builder(PromptConfig(backend=f"local:{only}", endpoint="completions")
-                                ).build_turn(50, [], "x")
+    built = make_prompt_builder(
+        PromptConfig(backend=f"local:{only}", endpoint="completions")
+    ).build_turn(50, [], "x")
     assert built.expected_prompt_tokens == 50
 
 
-def test_auto_prefers_a_given_local_tokenizer(model_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_auto_prefers_a_given_local_tokenizer(
+    model_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="locust_burstgpt.prompts")
-    builder = make_prompt_builder(PromptConfig(backend="auto", tokenizer=str(model_dir),
-                                               base_url="http://127.0.0.1:9"))
+    builder = make_prompt_builder(
+        PromptConfig(backend="auto", tokenizer=str(model_dir), base_url="http://127.0.0.1:9")
+    )
     assert builder.backend_name.startswith("local:")
     assert "a local tokenizer was given" in caplog.text
 

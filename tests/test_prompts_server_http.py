@@ -47,8 +47,14 @@ class ClosingServer:
                         return
                     buf += chunk
                 head, _, buf = buf.partition(b"\r\n\r\n")
-                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                               if line.lower().startswith(b"content-length:")), 0)
+                length = next(
+                    (
+                        int(line.split(b":")[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length:")
+                    ),
+                    0,
+                )
                 while len(buf) < length:
                     buf += conn.recv(65536)
                 buf = buf[length:]
@@ -56,8 +62,12 @@ class ClosingServer:
                     return  # the request arrived; the connection closes unanswered
                 self.answers += 1
                 body = json.dumps({"count": 3, "tokens": [1, 2, 3]}).encode()
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                             + str(len(body)).encode() + b"\r\nConnection: keep-alive\r\n\r\n" + body)
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                    + str(len(body)).encode()
+                    + b"\r\nConnection: keep-alive\r\n\r\n"
+                    + body
+                )
 
     def close(self) -> None:
         self.sock.close()
@@ -68,7 +78,10 @@ def test_query_the_server_dropped_on_a_kept_alive_connection_is_sent_again() -> 
     http = JsonHttp(f"http://127.0.0.1:{server.port}", timeout_s=10)
     try:
         for _ in range(3):
-            assert http.post("/tokenize", {"content": "hello"}) == (200, {"count": 3, "tokens": [1, 2, 3]})
+            assert http.post("/tokenize", {"content": "hello"}) == (
+                200,
+                {"count": 3, "tokens": [1, 2, 3]},
+            )
     finally:
         http.close()
         server.close()
@@ -80,7 +93,9 @@ def test_server_that_never_answers_gives_one_clear_error() -> None:
     server = ClosingServer(answered=0)
     http = JsonHttp(f"http://127.0.0.1:{server.port}", timeout_s=10)
     try:
-        with pytest.raises(PromptBackendError, match=r"POST http://127\.0\.0\.1:\d+/tokenize: HTTPConnectionClosed"):
+        with pytest.raises(
+            PromptBackendError, match=r"POST http://127\.0\.0\.1:\d+/tokenize: HTTPConnectionClosed"
+        ):
             http.post("/tokenize", {"content": "hello"})
     finally:
         http.close()

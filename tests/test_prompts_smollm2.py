@@ -31,9 +31,14 @@ def converse(client, builder, conversations: int, seed: int) -> list[tuple[int, 
             target = rng.randint(40, 120)
             for turn in range(4):
                 built = builder.build_turn(target, history, f"smollm2-{seed}-{conv}")
-                rec = client.send({"model": "smollm2", "messages": built.messages,
-                                   **output_controls(rng.randint(2, 12), "llamacpp")},
-                                  RequestRecord(f"{conv}-{turn}"))
+                rec = client.send(
+                    {
+                        "model": "smollm2",
+                        "messages": built.messages,
+                        **output_controls(rng.randint(2, 12), "llamacpp"),
+                    },
+                    RequestRecord(f"{conv}-{turn}"),
+                )
                 assert rec.outcome is Outcome.OK, rec.error
                 out.append((target, built.expected_prompt_tokens, rec.prompt_tokens))
                 history = [*built.messages, {"role": "assistant", "content": rec.reply_text}]
@@ -48,20 +53,28 @@ def client(llama_server):
     c.close()
 
 
-def test_model_folder_renders_the_template_exactly(llama_server, client, smollm2_tokenizer_json: Path) -> None:
+def test_model_folder_renders_the_template_exactly(
+    llama_server, client, smollm2_tokenizer_json: Path
+) -> None:
     folder = smollm2_tokenizer_json.parent
-    builder = make_prompt_builder(PromptConfig(backend=f"local:{folder}",
-                                               base_url=llama_server.base_url), client)
+    builder = make_prompt_builder(
+        PromptConfig(backend=f"local:{folder}", base_url=llama_server.base_url), client
+    )
     assert builder.sizer.template is None and builder.sizer.offset == 0  # nothing to correct
     turns = converse(client, builder, conversations=6, seed=1)
     assert all(target == expected == actual for target, expected, actual in turns), turns
 
 
-def test_bare_tokenizer_json_measures_the_template(llama_server, client, smollm2_tokenizer_json: Path,
-                                                   tmp_path: Path) -> None:
+def test_bare_tokenizer_json_measures_the_template(
+    llama_server, client, smollm2_tokenizer_json: Path, tmp_path: Path
+) -> None:
     shutil.copy(smollm2_tokenizer_json, tmp_path / "tokenizer.json")  # without the template
-    builder = make_prompt_builder(PromptConfig(backend=f"local:{tmp_path / 'tokenizer.json'}",
-                                               base_url=llama_server.base_url), client)
+    builder = make_prompt_builder(
+        PromptConfig(
+            backend=f"local:{tmp_path / 'tokenizer.json'}", base_url=llama_server.base_url
+        ),
+        client,
+    )
     overhead = builder.sizer.template
     assert overhead is not None and overhead.fixed > 10  # SmolLM2's default system prompt
     turns = converse(client, builder, conversations=6, seed=2)

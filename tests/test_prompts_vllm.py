@@ -33,11 +33,20 @@ def test_vllm_tokenize_backend_and_exact_output(vllm_server) -> None:
         for turn in range(4):
             out = rng.randint(1, 24)
             built = builder.build_turn(target, history, f"vllm-{conv}")
-            rec = client.send({"model": "smollm2", "messages": built.messages,
-                               **output_controls(out, "vllm")}, RequestRecord(f"{conv}-{turn}"))
+            rec = client.send(
+                {"model": "smollm2", "messages": built.messages, **output_controls(out, "vllm")},
+                RequestRecord(f"{conv}-{turn}"),
+            )
             assert rec.outcome is Outcome.OK, rec.error
-            results.append((target, built.expected_prompt_tokens, rec.prompt_tokens, out,
-                            rec.completion_tokens))
+            results.append(
+                (
+                    target,
+                    built.expected_prompt_tokens,
+                    rec.prompt_tokens,
+                    out,
+                    rec.completion_tokens,
+                )
+            )
             history = [*built.messages, {"role": "assistant", "content": rec.reply_text}]
             target += rng.randint(10, 300)
 

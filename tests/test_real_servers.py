@@ -23,8 +23,14 @@ import pytest
 from tests.conftest import BURSTGPT_1_7DAYS, BURSTGPT_3_400
 from tests.real_replay import ReplayCase, ReplayResult, run_replay
 
-SERVER_COLUMNS = ("server_running", "server_waiting", "server_generation_tokens", "server_prompt_tokens",
-                  "server_prefix_cache_hits", "server_prefix_cache_queries")
+SERVER_COLUMNS = (
+    "server_running",
+    "server_waiting",
+    "server_generation_tokens",
+    "server_prompt_tokens",
+    "server_prefix_cache_hits",
+    "server_prefix_cache_queries",
+)
 PROBE_PREFIX = "prompt-probe-"  # request ids of the prompt builder's calibration requests
 TRANSPORT_AGENTS = {"raw": "locust-burstgpt", "openai": "OpenAI"}  # User-Agent up to the first "/"
 
@@ -52,33 +58,51 @@ class ServerPlan:
 PLANS = {
     # llama.cpp, -np 8 -t 1: ~100-200 output tok/s and ~200-450 prompt tok/s (one thread does both).
     "llamacpp": ServerPlan(
-        fixture="llama_server", kind="llamacpp",
-        multi_turn=ReplayCase(BURSTGPT_3_400, "busiest:1h", speedup=60, rate_scale=0.25, headroom=3, seed=5),
-        api_bursts=ReplayCase(BURSTGPT_1_7DAYS, "busiest:10m", speedup=20, rate_scale=0.05, headroom=4),
-        openai_seed=6, min_tokens=False,
+        fixture="llama_server",
+        kind="llamacpp",
+        multi_turn=ReplayCase(
+            BURSTGPT_3_400, "busiest:1h", speedup=60, rate_scale=0.25, headroom=3, seed=5
+        ),
+        api_bursts=ReplayCase(
+            BURSTGPT_1_7DAYS, "busiest:10m", speedup=20, rate_scale=0.05, headroom=4
+        ),
+        openai_seed=6,
+        min_tokens=False,
     ),
     # vLLM CPU, eager: ~300 output tok/s at 16 streams, ~1,000 prompt tok/s.
     "vllm": ServerPlan(
-        fixture="vllm_server", kind="vllm",
-        multi_turn=ReplayCase(BURSTGPT_3_400, "busiest:1h", speedup=120, rate_scale=0.3, headroom=3, seed=7),
-        api_bursts=ReplayCase(BURSTGPT_1_7DAYS, "busiest:10m", speedup=20, rate_scale=0.2, headroom=4),
-        openai_seed=5, min_tokens=True,
+        fixture="vllm_server",
+        kind="vllm",
+        multi_turn=ReplayCase(
+            BURSTGPT_3_400, "busiest:1h", speedup=120, rate_scale=0.3, headroom=3, seed=7
+        ),
+        api_bursts=ReplayCase(
+            BURSTGPT_1_7DAYS, "busiest:10m", speedup=20, rate_scale=0.2, headroom=4
+        ),
+        openai_seed=5,
+        min_tokens=True,
         extra_columns=("server_kv_cache_usage",),
     ),
 }
 
-SERVERS = [pytest.param("llamacpp", marks=pytest.mark.llamacpp, id="llamacpp"),
-           pytest.param("vllm", marks=pytest.mark.vllm, id="vllm")]
+SERVERS = [
+    pytest.param("llamacpp", marks=pytest.mark.llamacpp, id="llamacpp"),
+    pytest.param("vllm", marks=pytest.mark.vllm, id="vllm"),
+]
 
 
-def replay(request: pytest.FixtureRequest, server: str, case: ReplayCase, tmp_path: Path) -> ReplayResult:
+def replay(
+    request: pytest.FixtureRequest, server: str, case: ReplayCase, tmp_path: Path
+) -> ReplayResult:
     base_url = request.getfixturevalue(PLANS[server].fixture).base_url
     artifacts = request.getfixturevalue("artifacts_dir")
     report_dir = artifacts / "real-servers" / request.node.name.replace("[", "-").rstrip("]")
     result = run_replay(base_url, case, tmp_path, report_dir)
-    print(f"\n{server} {case.trace.name} {case.window} x{case.speedup:g} rate-scale {case.rate_scale:g} "
-          f"seed {case.seed} {case.transport}: offered {result.offered.describe()}; run {result.wall_s:.0f} s, "
-          f"books {result.ledger}; report in {report_dir}")
+    print(
+        f"\n{server} {case.trace.name} {case.window} x{case.speedup:g} rate-scale {case.rate_scale:g} "
+        f"seed {case.seed} {case.transport}: offered {result.offered.describe()}; run {result.wall_s:.0f} s, "
+        f"books {result.ledger}; report in {report_dir}"
+    )
     return result
 
 
@@ -134,7 +158,9 @@ def check_books(result: ReplayResult) -> None:
     expected = Counter(t.row for c in result.workload.conversations() for t in c.turns)
     assert rows == expected
     assert Counter(e["outcome"] for e in result.entries) == {
-        **ledger["outcomes"], **({"not_sent": sum(ledger["not_sent"].values())} if ledger["not_sent"] else {})}
+        **ledger["outcomes"],
+        **({"not_sent": sum(ledger["not_sent"].values())} if ledger["not_sent"] else {}),
+    }
     # the server saw each sent request exactly once (request ids on the wire), and no other request
     wire_ids = Counter(r.headers.get("x-request-id") for r in result.completions_on_wire())
     replay_ids = {k: v for k, v in wire_ids.items() if not str(k).startswith(PROBE_PREFIX)}
@@ -148,9 +174,15 @@ def check_exact_lengths(result: ReplayResult) -> None:
     ok = result.ok
     exact_prompt = [e for e in ok if e["prompt_tokens"] == e["target_prompt_tokens"]]
     assert len(exact_prompt) >= 0.99 * len(ok), [
-        (e["request_id"], e["prompt_tokens"], e["target_prompt_tokens"]) for e in ok if e not in exact_prompt]
-    wrong = [(e["request_id"], e["completion_tokens"], e["target_completion_tokens"]) for e in ok
-             if e["completion_tokens"] != e["target_completion_tokens"] or e["finish_reason"] != "length"]
+        (e["request_id"], e["prompt_tokens"], e["target_prompt_tokens"])
+        for e in ok
+        if e not in exact_prompt
+    ]
+    wrong = [
+        (e["request_id"], e["completion_tokens"], e["target_completion_tokens"])
+        for e in ok
+        if e["completion_tokens"] != e["target_completion_tokens"] or e["finish_reason"] != "length"
+    ]
     assert not wrong
     # the targets are the trace's own lengths: every turn of these windows fits the model's context
     assert all(e["target_completion_tokens"] == e["trace_response_tokens"] for e in ok)
@@ -181,14 +213,18 @@ def check_server_metrics(result: ReplayResult, plan: ServerPlan) -> None:
     assert max(result.column("server_running")) >= 1
     sent_out = sum(e["completion_tokens"] or 0 for e in result.sent)
     sent_prompt = sum(e["prompt_tokens"] or 0 for e in result.sent)
-    probes = sum(1 for r in result.completions_on_wire()
-                 if str(r.headers.get("x-request-id")).startswith(PROBE_PREFIX))
+    probes = sum(
+        1
+        for r in result.completions_on_wire()
+        if str(r.headers.get("x-request-id")).startswith(PROBE_PREFIX)
+    )
     # probes (1 output token each) may fall after the first scrape
     generated = sum(result.column("server_generation_tokens"))
     assert sent_out <= generated <= sent_out + probes, (
         f"the server generated {generated:g} tokens by its counters, the requests' usage says {sent_out}: "
         "counter deltas missing from timeline.csv (see test_server_metrics.py::"
-        "test_the_final_scrape_does_not_erase_the_last_second_of_counter_deltas)")
+        "test_the_final_scrape_does_not_erase_the_last_second_of_counter_deltas)"
+    )
     assert sent_prompt <= sum(result.column("server_prompt_tokens"))
 
 
@@ -211,7 +247,9 @@ def check_prefix_reuse(result: ReplayResult) -> None:
     assert all(e["cached_tokens"] is not None for e in result.ok)
 
     def cached_share(entries: list[dict]) -> float:
-        return sum(e["cached_tokens"] for e in entries) / max(1, sum(e["prompt_tokens"] for e in entries))
+        return sum(e["cached_tokens"] for e in entries) / max(
+            1, sum(e["prompt_tokens"] for e in entries)
+        )
 
     # vLLM caches whole 128-token blocks and a turn whose history was trimmed starts afresh, so not
     # every later turn hits; first turns share only the chat template's system prompt

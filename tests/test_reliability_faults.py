@@ -15,7 +15,9 @@ from locust_burstgpt.sim import SimulatorProcess
 from tests.plugin_runs import LocustRun, run_locust
 from tests.servers.misbehaving import MisbehavingServer
 
-HEADER = "Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+HEADER = (
+    "Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+)
 OUTPUT_TOKENS = 20
 TTFT_TIMEOUT = "2"
 IDLE_TIMEOUT = "1.5"
@@ -25,7 +27,11 @@ MATRIX = {
     "sim:http_500": ("http_error", 500, "HTTP 500"),
     "sim:http_429; retry_after=1": ("http_error", 429, "HTTP 429"),
     "sim:http_503": ("http_error", 503, "HTTP 503"),
-    "sim:stall_before_first_token; seconds=6": ("timeout_before_first_token", 200, "first_token deadline"),
+    "sim:stall_before_first_token; seconds=6": (
+        "timeout_before_first_token",
+        200,
+        "first_token deadline",
+    ),
     "sim:stall_mid_stream; after=3; seconds=6": ("timeout_mid_stream", 200, "idle deadline"),
     "sim:cut_mid_stream; after=3": ("stream_cut", 200, "before [DONE]"),
     "sim:malformed_sse; after=2": ("protocol_error", 200, "not JSON"),
@@ -41,7 +47,10 @@ SEPARATE = {"wrong_content_type"}  # asserted in a test of its own (see below)
 
 
 def _api_rows(n: int, step: float, start: float = 100.0) -> list[str]:
-    return [f"{start + i * step:.3f},,1,ChatGPT,40,{OUTPUT_TOKENS},{40 + OUTPUT_TOKENS},API log\n" for i in range(n)]
+    return [
+        f"{start + i * step:.3f},,1,ChatGPT,40,{OUTPUT_TOKENS},{40 + OUTPUT_TOKENS},API log\n"
+        for i in range(n)
+    ]
 
 
 def _lines(report: Path) -> list[dict]:
@@ -56,7 +65,9 @@ def _books_reconcile(run: LocustRun, report: Path, scheduled: int) -> dict:
     assert ledger["sent"] == sum(ledger["outcomes"].values())
     summary = json.loads((report / "summary.json").read_text())
     rec = summary["reconciliation"]
-    assert rec["balances"] and rec["scheduled"] == scheduled and rec["outcomes"] == ledger["outcomes"]
+    assert (
+        rec["balances"] and rec["scheduled"] == scheduled and rec["outcomes"] == ledger["outcomes"]
+    )
     lines = _lines(report)
     assert len(lines) == scheduled == rec["entries"]["entries"]
     counted: dict[str, int] = {}
@@ -85,12 +96,27 @@ def matrix_run(sim, tmp_path_factory):
     (tmp / "trace.csv").write_text(HEADER + "".join(_api_rows(2 * len(MATRIX), 0.25)))
     report = tmp / "report"
     with MisbehavingServer(sim.base_url, plan) as server:
-        run = run_locust(tmp, server.base_url, "--burstgpt-trace", str(tmp / "trace.csv"),
-                         "--burstgpt-window", "100+9s", "--burstgpt-ttft-timeout", TTFT_TIMEOUT,
-                         "--burstgpt-idle-timeout", IDLE_TIMEOUT, "--burstgpt-report", str(report))
+        run = run_locust(
+            tmp,
+            server.base_url,
+            "--burstgpt-trace",
+            str(tmp / "trace.csv"),
+            "--burstgpt-window",
+            "100+9s",
+            "--burstgpt-ttft-timeout",
+            TTFT_TIMEOUT,
+            "--burstgpt-idle-timeout",
+            IDLE_TIMEOUT,
+            "--burstgpt-report",
+            str(report),
+        )
         arrivals = list(server.seen)
     by_conv = {r["conversation"]: r for r in run.records}
-    lines = {x["conversation"]: x for x in _lines(report)} if (report / "requests.jsonl").exists() else {}
+    lines = (
+        {x["conversation"]: x for x in _lines(report)}
+        if (report / "requests.jsonl").exists()
+        else {}
+    )
     return run, report, plan, by_conv, lines, arrivals
 
 
@@ -142,7 +168,9 @@ def test_retries_are_off_by_default(matrix_run):
             rid = lines[conv]["request_id"]
             assert [a.request_id for a in arrivals].count(rid) == 1, behaviour
             assert "retries" not in lines[conv]
-    assert json.loads((matrix_run[1] / "summary.json").read_text())["reconciliation"]["retries"] == 0
+    assert (
+        json.loads((matrix_run[1] / "summary.json").read_text())["reconciliation"]["retries"] == 0
+    )
 
 
 def test_wrong_content_type_is_a_protocol_error(matrix_run):
@@ -166,23 +194,37 @@ def test_server_down_for_a_while_then_back(sim, tmp_path):
     (tmp_path / "trace.csv").write_text(HEADER + "".join(rows))
     report = tmp_path / "report"
     with MisbehavingServer(sim.base_url, {"row-8": "down:1.5"}) as server:
-        run = run_locust(tmp_path, server.base_url, "--burstgpt-trace", str(tmp_path / "trace.csv"),
-                         "--burstgpt-window", "100+8s", "--burstgpt-tokenizer", "fallback",
-                         "--burstgpt-report", str(report))
+        run = run_locust(
+            tmp_path,
+            server.base_url,
+            "--burstgpt-trace",
+            str(tmp_path / "trace.csv"),
+            "--burstgpt-window",
+            "100+8s",
+            "--burstgpt-tokenizer",
+            "fallback",
+            "--burstgpt-report",
+            str(report),
+        )
         outage = server.outages[0]
     assert run.returncode == 1, run.output[-3000:]
     assert outage.up_at is not None and outage.up_at - outage.down_at >= 1.5
     lines = _lines(report)
     trigger = next(x for x in lines if x["conversation"] == "row-8")
     assert trigger["outcome"] == "connection_error"
-    refused = [x for x in lines if x["outcome"] == "connection_error" and "ECONNREFUSED" in x["error"]]
+    refused = [
+        x for x in lines if x["outcome"] == "connection_error" and "ECONNREFUSED" in x["error"]
+    ]
     assert len(refused) >= 4, [(x["conversation"], x["outcome"], x.get("error")) for x in lines]
     for x in lines:
         if x["conversation"] == "row-8":
             continue
         if outage.down_at + 0.02 < x["sent_at"] < outage.up_at - 0.02:
             assert x["outcome"] == "connection_error" and "ECONNREFUSED" in x["error"], x
-        elif x["sent_at"] > outage.up_at + 0.05 or (x["last_byte_at"] or x["sent_at"]) < outage.down_at:
+        elif (
+            x["sent_at"] > outage.up_at + 0.05
+            or (x["last_byte_at"] or x["sent_at"]) < outage.down_at
+        ):
             assert x["outcome"] == "ok", x  # before the outage and once the server is back
     after = [x for x in lines if x["sent_at"] > outage.up_at + 0.05]
     assert len(after) >= 4 and all(x["outcome"] == "ok" for x in after)
@@ -190,21 +232,41 @@ def test_server_down_for_a_while_then_back(sim, tmp_path):
 
 
 def test_retry_option_resends_429_and_503_after_retry_after(sim, tmp_path):
-    plan = {"row-2": "once:sim:http_429; retry_after=1", "row-4": "once:sim:http_503",
-            "row-6": "sim:http_429; retry_after=1", "row-8": "sim:http_500"}
+    plan = {
+        "row-2": "once:sim:http_429; retry_after=1",
+        "row-4": "once:sim:http_503",
+        "row-6": "sim:http_429; retry_after=1",
+        "row-8": "sim:http_500",
+    }
     (tmp_path / "trace.csv").write_text(HEADER + "".join(_api_rows(12, 0.25)))
     report = tmp_path / "report"
     with MisbehavingServer(sim.base_url, plan) as server:
-        run = run_locust(tmp_path, server.base_url, "--burstgpt-trace", str(tmp_path / "trace.csv"),
-                         "--burstgpt-window", "100+6s", "--burstgpt-retry", "1", "--burstgpt-report", str(report))
+        run = run_locust(
+            tmp_path,
+            server.base_url,
+            "--burstgpt-trace",
+            str(tmp_path / "trace.csv"),
+            "--burstgpt-window",
+            "100+6s",
+            "--burstgpt-retry",
+            "1",
+            "--burstgpt-report",
+            str(report),
+        )
         arrivals = list(server.seen)
-    assert run.returncode == 1, run.output[-3000:]  # row-6 fails twice, row-8 once: Locust counts failures
+    assert run.returncode == 1, run.output[
+        -3000:
+    ]  # row-6 fails twice, row-8 once: Locust counts failures
     lines = {x["conversation"]: x for x in _lines(report)}
 
     def wire(conv: str) -> list:
         return [a for a in arrivals if a.request_id and f"-{conv}-0" in a.request_id]
 
-    for conv, status, final in (("row-2", 429, "ok"), ("row-4", 503, "ok"), ("row-6", 429, "http_error")):
+    for conv, status, final in (
+        ("row-2", 429, "ok"),
+        ("row-4", 503, "ok"),
+        ("row-6", 429, "http_error"),
+    ):
         line = lines[conv]
         assert line["outcome"] == final, line
         assert len(line["retries"]) == 1 and line["retries"][0]["http_status"] == status, line
@@ -213,7 +275,9 @@ def test_retry_option_resends_429_and_503_after_retry_after(sim, tmp_path):
         # honours Retry-After (1 s from the 429; 1 s by default for the 503 without one)
         assert second.wall - first.wall >= 0.95, (conv, second.wall - first.wall)
         assert line["retries"][0]["request_id"] == first.request_id
-    assert len(wire("row-8")) == 1 and lines["row-8"]["outcome"] == "http_error"  # 500 is not retried
+    assert (
+        len(wire("row-8")) == 1 and lines["row-8"]["outcome"] == "http_error"
+    )  # 500 is not retried
     summary = _books_reconcile(run, report, 12)
     rec = summary["reconciliation"]
     assert rec["retries"] == 3 and rec["sent"] == 12  # attempts are not requests of their own
@@ -227,14 +291,25 @@ def test_turn_whose_prompt_cannot_be_built_is_not_sent_with_the_reason(sim, tmp_
     (tmp_path / "trace.csv").write_text(HEADER + "".join(_api_rows(24, 0.25)))
     report = tmp_path / "report"
     with MisbehavingServer(sim.base_url, {"row-8": "down:1.5"}) as server:
-        run = run_locust(tmp_path, server.base_url, "--burstgpt-trace", str(tmp_path / "trace.csv"),
-                         "--burstgpt-window", "100+8s", "--burstgpt-tokenizer", "server",
-                         "--burstgpt-report", str(report))
+        run = run_locust(
+            tmp_path,
+            server.base_url,
+            "--burstgpt-trace",
+            str(tmp_path / "trace.csv"),
+            "--burstgpt-window",
+            "100+8s",
+            "--burstgpt-tokenizer",
+            "server",
+            "--burstgpt-report",
+            str(report),
+        )
     ledger = run.ledger()
     assert ledger["scheduled"] == 24 == ledger["sent"] + sum(ledger["not_sent"].values()), ledger
     assert ledger["not_sent"].get("prompt_failed", 0) >= 2, (ledger, run.output[-3000:])
     failed = [x for x in _lines(report) if x.get("not_sent_reason") == "prompt_failed"]
     assert len(failed) == ledger["not_sent"]["prompt_failed"]
     for x in failed:
-        assert x["outcome"] == "not_sent" and "/tokenize" in x["error"] and "refused" in x["error"], x
+        assert (
+            x["outcome"] == "not_sent" and "/tokenize" in x["error"] and "refused" in x["error"]
+        ), x
     assert "not sent" in run.output and "prompt_failed" in run.output

@@ -17,7 +17,9 @@ from tests.plugin_runs import INSTRUMENTED, ROOT
 from tests.servers.managed import free_port
 from tests.servers.recording_proxy import RecordingProxy
 
-HEADER = "Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+HEADER = (
+    "Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+)
 WINDOW_S = 14
 KILL_AFTER_S = 4.0  # of replay time: well after every worker has sent, well before the end
 
@@ -26,8 +28,11 @@ def _trace(path: Path) -> Path:
     """8 single-turn conversations a second for 12 s, and a few 3-turn ones spread over the run."""
     rows = [f"{1000 + i * 0.125:.3f},,1,ChatGPT,40,16,56,API log\n" for i in range(96)]
     for s in range(6):
-        rows += [f"{1000 + 2 * s + 0.06 + 1.2 * k:.3f},conv{s},1,GPT-4,{60 + 40 * k},12,{72 + 40 * k},"
-                 "Conversation log\n" for k in range(3)]
+        rows += [
+            f"{1000 + 2 * s + 0.06 + 1.2 * k:.3f},conv{s},1,GPT-4,{60 + 40 * k},12,{72 + 40 * k},"
+            "Conversation log\n"
+            for k in range(3)
+        ]
     rows.sort(key=lambda r: float(r.split(",", 1)[0]))
     path.write_text(HEADER + "".join(rows))
     return path
@@ -45,26 +50,76 @@ def _run_with_a_kill(tmp: Path, proxy: RecordingProxy, *extra: str) -> dict:
     trace = _trace(tmp / "trace.csv")
     report = tmp / "report"
     port = free_port()
-    common = ["-f", str(INSTRUMENTED), "--burstgpt-trace", str(trace), "--burstgpt-window", f"1000+{WINDOW_S}s",
-              "--burstgpt-headroom", "3", "--loglevel", "INFO", *extra]
+    common = [
+        "-f",
+        str(INSTRUMENTED),
+        "--burstgpt-trace",
+        str(trace),
+        "--burstgpt-window",
+        f"1000+{WINDOW_S}s",
+        "--burstgpt-headroom",
+        "3",
+        "--loglevel",
+        "INFO",
+        *extra,
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "BURSTGPT_TEST_DUMP": str(tmp / "dump")}
     master_log = open(tmp / "master.log", "w")  # noqa: SIM115 - closed below
     master = subprocess.Popen(
-        [sys.executable, "-m", "locust", *common, "--headless", "--master", "--master-bind-host", "127.0.0.1",
-         "--master-bind-port", str(port), "--expect-workers", "3", "--host", proxy.base_url,
-         "--burstgpt-report", str(report)],
-        cwd=ROOT, stdout=master_log, stderr=subprocess.STDOUT, env=env)
-    workers = [subprocess.Popen(
-        [sys.executable, "-m", "locust", *common, "--worker", "--master-host", "127.0.0.1",
-         "--master-port", str(port)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env) for _ in range(3)]
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            *common,
+            "--headless",
+            "--master",
+            "--master-bind-host",
+            "127.0.0.1",
+            "--master-bind-port",
+            str(port),
+            "--expect-workers",
+            "3",
+            "--host",
+            proxy.base_url,
+            "--burstgpt-report",
+            str(report),
+        ],
+        cwd=ROOT,
+        stdout=master_log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "locust",
+                *common,
+                "--worker",
+                "--master-host",
+                "127.0.0.1",
+                "--master-port",
+                str(port),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        for _ in range(3)
+    ]
     start = len(proxy.requests)
 
     def replayed() -> list:
         """Chat requests of this run's replayed turns (``<run>-<conversation>-<turn>``, not probes)."""
-        return [r for r in proxy.requests[start:] if r.path.startswith("/v1/chat")
-                and r.headers.get("x-request-id", "").count("-") >= 2
-                and not r.headers["x-request-id"].startswith("prompt")]
+        return [
+            r
+            for r in proxy.requests[start:]
+            if r.path.startswith("/v1/chat")
+            and r.headers.get("x-request-id", "").count("-") >= 2
+            and not r.headers["x-request-id"].startswith("prompt")
+        ]
 
     def run_ids() -> set[str]:
         return {r.headers["x-request-id"].split("-", 1)[0] for r in replayed()}
@@ -86,8 +141,14 @@ def _run_with_a_kill(tmp: Path, proxy: RecordingProxy, *extra: str) -> dict:
     seen = replayed()
     summary = json.loads((report / "summary.json").read_text())
     lines = [json.loads(x) for x in (report / "requests.jsonl").read_text().splitlines()]
-    return {"rc": rc, "killed_at": killed_at, "summary": summary, "lines": lines, "seen": seen,
-            "log": (tmp / "master.log").read_text()}
+    return {
+        "rc": rc,
+        "killed_at": killed_at,
+        "summary": summary,
+        "lines": lines,
+        "seen": seen,
+        "log": (tmp / "master.log").read_text(),
+    }
 
 
 def _check_books(out: dict) -> dict:
@@ -136,7 +197,9 @@ def test_reassigned_conversations_are_sent_once_by_survivors(sim_proxy, tmp_path
     for rid in ids:
         run, rest = rid.split("-", 1)
         by_conv[rest.rsplit("-", 1)[0]].add(run)
-    assert all(len(runs) == 1 for runs in by_conv.values()), {c: r for c, r in by_conv.items() if len(r) > 1}
+    assert all(len(runs) == 1 for runs in by_conv.values()), {
+        c: r for c, r in by_conv.items() if len(r) > 1
+    }
     # the survivors replayed the reassigned conversations: everything not lost was sent and answered
     assert rec["sent"] == rec["scheduled"] - info["lost_requests"]
     assert rec["outcomes"] == {"ok": rec["sent"]}

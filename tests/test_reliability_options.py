@@ -64,6 +64,7 @@ def results(tmp_path_factory) -> dict[tuple[str, str], tuple[int, str, list]]:
     tmp = tmp_path_factory.mktemp("options")
     (tmp / "a_file").write_text("not a directory\n")
     (tmp / "a_dir").mkdir()
+
     def run(case: tuple[str, str]) -> tuple[tuple[str, str], tuple[int, str, list]]:
         flag, value = case
         value = value.format(dir=tmp / "a_dir", file=tmp / "a_file")
@@ -71,9 +72,27 @@ def results(tmp_path_factory) -> dict[tuple[str, str], tuple[int, str, list]]:
         with MisbehavingServer() as server:  # answers anything; must see nothing
             host = [] if flag in NEEDS_NO_HOST else ["--host", server.base_url]
             proc = subprocess.run(
-                [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary", *host,
-                 "--burstgpt-window", "busiest:10m", "--burstgpt-speedup", "60", *arg],
-                cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                [
+                    sys.executable,
+                    "-m",
+                    "locust",
+                    "-f",
+                    str(LOCUSTFILE),
+                    "--headless",
+                    "--only-summary",
+                    *host,
+                    "--burstgpt-window",
+                    "busiest:10m",
+                    "--burstgpt-speedup",
+                    "60",
+                    *arg,
+                ],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
             seen = list(server.seen)
         return case, (proc.returncode, proc.stdout + proc.stderr, seen)
 

@@ -13,7 +13,9 @@ from locust_burstgpt.generator_health import ScheduleHealth
 from locust_burstgpt.sim import SimulatorProcess
 from tests.web_runs import WebRun
 
-HEADER = "Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+HEADER = (
+    "Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+)
 CPU_BOUND = Path(__file__).parent / "locustfiles" / "cpu_bound.py"
 
 
@@ -24,12 +26,25 @@ def sim():
 
 
 def test_cpu_bound_generator_is_reported_and_fails_the_trust_check(sim, tmp_path):
-    rows = [f"{100 + i * 0.04:.2f},,1,ChatGPT,30,8,38,API log\n" for i in range(200)]  # 25/s for 8 s
+    rows = [
+        f"{100 + i * 0.04:.2f},,1,ChatGPT,30,8,38,API log\n" for i in range(200)
+    ]  # 25/s for 8 s
     (tmp_path / "trace.csv").write_text(HEADER + "".join(rows))
     report = tmp_path / "report"
-    run = WebRun(tmp_path, sim.base_url, "--burstgpt-trace", str(tmp_path / "trace.csv"),
-                 "--burstgpt-window", "100+8s", "--burstgpt-drain-timeout", "2", "--burstgpt-report", str(report),
-                 locustfile=CPU_BOUND, autoquit_s=3)
+    run = WebRun(
+        tmp_path,
+        sim.base_url,
+        "--burstgpt-trace",
+        str(tmp_path / "trace.csv"),
+        "--burstgpt-window",
+        "100+8s",
+        "--burstgpt-drain-timeout",
+        "2",
+        "--burstgpt-report",
+        str(report),
+        locustfile=CPU_BOUND,
+        autoquit_s=3,
+    )
     try:
         # the web UI says so while the run is still going
         status: dict = {}
@@ -49,8 +64,12 @@ def test_cpu_bound_generator_is_reported_and_fails_the_trust_check(sim, tmp_path
         run.stop()
     output = run.output()
     assert rc == 4, output[-3000:]
-    assert "UNTRUSTWORTHY RUN so far: the load generator was saturated" in output  # live, in the console
-    assert "UNTRUSTWORTHY RUN: the load generator was saturated" in output  # and in the final verdict
+    assert (
+        "UNTRUSTWORTHY RUN so far: the load generator was saturated" in output
+    )  # live, in the console
+    assert (
+        "UNTRUSTWORTHY RUN: the load generator was saturated" in output
+    )  # and in the final verdict
     summary = json.loads((report / "summary.json").read_text())
     verdict = summary["verdict"]
     assert not verdict["trusted"] and verdict["exit_code"] == 4

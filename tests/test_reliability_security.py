@@ -18,9 +18,21 @@ from tests.servers.misbehaving import MisbehavingServer
 from tests.web_runs import WebRun, free_port
 
 KEY = "sk-test-SECRET123"
-HEADER = "Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
-UI_PAGES = ("/", "/stats/requests", "/burstgpt/summary.json", "/burstgpt/timeline.json", "/burstgpt/timeline.csv",
-            "/burstgpt/requests.jsonl", "/burstgpt/", "/stats/requests/csv", "/stats/failures/csv", "/exceptions")
+HEADER = (
+    "Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+)
+UI_PAGES = (
+    "/",
+    "/stats/requests",
+    "/burstgpt/summary.json",
+    "/burstgpt/timeline.json",
+    "/burstgpt/timeline.csv",
+    "/burstgpt/requests.jsonl",
+    "/burstgpt/",
+    "/stats/requests/csv",
+    "/stats/failures/csv",
+    "/exceptions",
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +43,9 @@ def sim():
 
 def _trace(tmp: Path, n: int = 8) -> Path:
     path = tmp / "trace.csv"
-    path.write_text(HEADER + "".join(f"{100 + i * 0.25:.2f},,1,ChatGPT,40,10,50,API log\n" for i in range(n)))
+    path.write_text(
+        HEADER + "".join(f"{100 + i * 0.25:.2f},,1,ChatGPT,40,10,50,API log\n" for i in range(n))
+    )
     return path
 
 
@@ -47,12 +61,26 @@ def test_api_key_never_leaves_the_request(sim, tmp_path):
     report = tmp_path / "report"
     # row-3's server answers 401 and echoes the key back (as some gateways do)
     with MisbehavingServer(sim.base_url, {"row-3": "echo_auth"}) as server:
-        run = WebRun(tmp_path, server.base_url, "--burstgpt-trace", str(trace), "--burstgpt-window", "100+3s",
-                     "--burstgpt-api-key", KEY, "--burstgpt-report", str(report), autoquit_s=30,
-                     env={"OPENAI_API_KEY": KEY})
+        run = WebRun(
+            tmp_path,
+            server.base_url,
+            "--burstgpt-trace",
+            str(trace),
+            "--burstgpt-window",
+            "100+3s",
+            "--burstgpt-api-key",
+            KEY,
+            "--burstgpt-report",
+            str(report),
+            autoquit_s=30,
+            env={"OPENAI_API_KEY": KEY},
+        )
         try:
-            run.wait_until(lambda: json.loads(run.get("/burstgpt/summary.json")[1]).get("finished"), 60,
-                           "the run to finish")
+            run.wait_until(
+                lambda: json.loads(run.get("/burstgpt/summary.json")[1]).get("finished"),
+                60,
+                "the run to finish",
+            )
             pages = {path: run.get(path) for path in UI_PAGES}
         finally:
             run.stop()
@@ -76,9 +104,18 @@ def test_api_key_never_leaves_the_request(sim, tmp_path):
 def test_api_key_not_in_setup_errors(tmp_path):
     """A server that is down: the run stops with one clear line that does not carry the key."""
     port = free_port()
-    run = run_locust(tmp_path, f"http://127.0.0.1:{port}", "--burstgpt-trace", str(_trace(tmp_path)),
-                     "--burstgpt-api-key", KEY, "--burstgpt-report", str(tmp_path / "report"),
-                     env={"OPENAI_API_KEY": KEY}, timeout=90)
+    run = run_locust(
+        tmp_path,
+        f"http://127.0.0.1:{port}",
+        "--burstgpt-trace",
+        str(_trace(tmp_path)),
+        "--burstgpt-api-key",
+        KEY,
+        "--burstgpt-report",
+        str(tmp_path / "report"),
+        env={"OPENAI_API_KEY": KEY},
+        timeout=90,
+    )
     assert run.returncode == 2, run.output[-3000:]
     assert "Cannot start the replay" in run.output and "Connection refused" in run.output
     assert KEY not in run.output and "Traceback" not in run.output
@@ -92,22 +129,51 @@ def certificate(tmp_path_factory) -> tuple[str, str]:
     assert openssl, "openssl is needed for the TLS tests (Debian package openssl)"
     d = tmp_path_factory.mktemp("tls")
     cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return str(cert), str(key)
 
 
 def _chat_sent(server: MisbehavingServer) -> list:
-    return [a for a in server.seen if a.path.startswith("/v1/chat") and a.request_id
-            and not a.request_id.startswith("prompt")]
+    return [
+        a
+        for a in server.seen
+        if a.path.startswith("/v1/chat") and a.request_id and not a.request_id.startswith("prompt")
+    ]
 
 
 def test_tls_verified_by_default(sim, certificate, tmp_path):
     """A self-signed server: the run stops before any load with one line naming the certificate."""
     with MisbehavingServer(sim.base_url, tls=certificate) as server:
-        run = run_locust(tmp_path, f"https://127.0.0.1:{server.port}", "--burstgpt-trace", str(_trace(tmp_path)),
-                         "--burstgpt-window", "100+3s", timeout=90)
+        run = run_locust(
+            tmp_path,
+            f"https://127.0.0.1:{server.port}",
+            "--burstgpt-trace",
+            str(_trace(tmp_path)),
+            "--burstgpt-window",
+            "100+3s",
+            timeout=90,
+        )
         chat = [a for a in server.seen if a.path.startswith("/v1/chat")]
     assert run.returncode == 2, run.output[-3000:]
     assert "CERTIFICATE_VERIFY_FAILED" in run.output and "self-signed" in run.output
@@ -118,8 +184,16 @@ def test_tls_verified_by_default(sim, certificate, tmp_path):
 def test_tls_opt_out_reaches_a_self_signed_server(sim, certificate, tmp_path):
     """--burstgpt-insecure: the same server is used, every request succeeds."""
     with MisbehavingServer(sim.base_url, tls=certificate) as server:
-        run = run_locust(tmp_path, f"https://127.0.0.1:{server.port}", "--burstgpt-trace", str(_trace(tmp_path)),
-                         "--burstgpt-window", "100+3s", "--burstgpt-insecure", timeout=90)
+        run = run_locust(
+            tmp_path,
+            f"https://127.0.0.1:{server.port}",
+            "--burstgpt-trace",
+            str(_trace(tmp_path)),
+            "--burstgpt-window",
+            "100+3s",
+            "--burstgpt-insecure",
+            timeout=90,
+        )
         sent = _chat_sent(server)
     assert run.returncode == 0, run.output[-3000:]
     ledger = run.ledger()
@@ -163,7 +237,9 @@ print(json.dumps({"routes": routes, "anonymous": anonymous, "logged_in": logged_
 
 
 def test_plugin_routes_require_login_when_locust_asks():
-    proc = subprocess.run([sys.executable, "-c", AUTH_CHECK], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", AUTH_CHECK], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(out["routes"]) >= 5, out["routes"]
@@ -171,5 +247,8 @@ def test_plugin_routes_require_login_when_locust_asks():
         assert status in (302, 401), (route, status)  # to the login page, never the data
         assert "books" not in body and "LLM" not in body, route
     for route, status in out["logged_in"].items():
-        assert status in (200, 404), (route, status)  # 404: requests.jsonl without a report directory
+        assert status in (200, 404), (
+            route,
+            status,
+        )  # 404: requests.jsonl without a report directory
     assert out["summary"] == {"run": None}

@@ -15,26 +15,43 @@ EPOCH = 1_000_000.0
 
 
 def _entry(rng: random.Random, sent: float, e2e: float, outcome: str = "ok") -> dict:
-    return {"scheduled_offset_s": sent - 0.001, "sent_at": EPOCH + sent, "last_byte_at": EPOCH + sent + e2e,
-            "outcome": outcome, "lateness": rng.expovariate(1 / 0.002), "ttft": rng.uniform(0.05, 2.0),
-            "tpot": rng.uniform(0.01, 0.1), "completion_tokens": rng.randint(1, 500)}
+    return {
+        "scheduled_offset_s": sent - 0.001,
+        "sent_at": EPOCH + sent,
+        "last_byte_at": EPOCH + sent + e2e,
+        "outcome": outcome,
+        "lateness": rng.expovariate(1 / 0.002),
+        "ttft": rng.uniform(0.05, 2.0),
+        "tpot": rng.uniform(0.01, 0.1),
+        "completion_tokens": rng.randint(1, 500),
+    }
 
 
 def _expected(entries: list[dict], second: int) -> dict:
     """Numpy on the raw values of one second, as the timeline defines them."""
+
     def pct(values: list[float], q: float) -> float | None:
         return float(np.percentile(values, q, method="inverted_cdf")) if values else None
 
-    ended = [e for e in entries if int(e["last_byte_at"] - EPOCH) == second and e["outcome"] == "ok"]
+    ended = [
+        e for e in entries if int(e["last_byte_at"] - EPOCH) == second and e["outcome"] == "ok"
+    ]
     sent = [e for e in entries if int(e["sent_at"] - EPOCH) == second]
-    return {"ttft_p50_s": pct([e["ttft"] for e in ended], 50), "ttft_p99_s": pct([e["ttft"] for e in ended], 99),
-            "tpot_p50_s": pct([e["tpot"] for e in ended], 50), "tpot_p99_s": pct([e["tpot"] for e in ended], 99),
-            "lateness_p99_s": pct([e["lateness"] for e in sent], 99), "sent": len(sent)}
+    return {
+        "ttft_p50_s": pct([e["ttft"] for e in ended], 50),
+        "ttft_p99_s": pct([e["ttft"] for e in ended], 99),
+        "tpot_p50_s": pct([e["tpot"] for e in ended], 50),
+        "tpot_p99_s": pct([e["tpot"] for e in ended], 99),
+        "lateness_p99_s": pct([e["lateness"] for e in sent], 99),
+        "sent": len(sent),
+    }
 
 
 def _run(entries: list[dict]) -> Timeline:
     t = Timeline(EPOCH)
-    for e in sorted(entries, key=lambda e: e["last_byte_at"]):  # entries reach the report as requests end
+    for e in sorted(
+        entries, key=lambda e: e["last_byte_at"]
+    ):  # entries reach the report as requests end
         t.add(e)
     return t
 
@@ -68,7 +85,10 @@ def test_what_it_keeps_grows_with_seconds_not_with_requests():
             t.add(_entry(rng, sent, rng.uniform(0.1, 3)))
         seconds = list(t._s.values())
         lists = sum(len(s.ttft) + len(s.tpot) for s in seconds)
-        tails = sum(len(s.lateness.top) if isinstance(s.lateness, _Tail) else len(s.lateness) for s in seconds)
+        tails = sum(
+            len(s.lateness.top) if isinstance(s.lateness, _Tail) else len(s.lateness)
+            for s in seconds
+        )
         return lists + tails
 
     low, high = kept(10), kept(100)

@@ -24,17 +24,29 @@ def sim():
 @pytest.fixture(scope="module")
 def reported_run(sim, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("reported")
-    run = run_locust(tmp, sim.base_url, *WINDOW, "--burstgpt-report", str(tmp / "report"),
-                     "--csv", str(tmp / "locust"), "--html", str(tmp / "locust.html"),
-                     "--json-file", str(tmp / "locust"))
+    run = run_locust(
+        tmp,
+        sim.base_url,
+        *WINDOW,
+        "--burstgpt-report",
+        str(tmp / "report"),
+        "--csv",
+        str(tmp / "locust"),
+        "--html",
+        str(tmp / "locust.html"),
+        "--json-file",
+        str(tmp / "locust"),
+    )
     assert run.returncode == 0, run.output[-3000:]
     return run, tmp
 
 
 # -- SLO spec ---------------------------------------------------------------------------------------
 def test_slo_spec_parses_units_percentiles_and_ratios():
-    spec = parse_slo("ttft_p99<=2s, tpot_p99<=80ms,e2e_p90<=20s,goodput>=0.95,lateness_p99.9<=50ms,"
-                     "fail_ratio<=0.01,itl_p50<500us")
+    spec = parse_slo(
+        "ttft_p99<=2s, tpot_p99<=80ms,e2e_p90<=20s,goodput>=0.95,lateness_p99.9<=50ms,"
+        "fail_ratio<=0.01,itl_p50<500us"
+    )
     by_key = {g.key: g for g in spec.gates}
     assert by_key["ttft_p99"].threshold == 2.0 and by_key["ttft_p99"].op == "<="
     assert by_key["tpot_p99"].threshold == pytest.approx(0.08)
@@ -42,23 +54,30 @@ def test_slo_spec_parses_units_percentiles_and_ratios():
     assert by_key["itl_p50"].threshold == pytest.approx(0.0005) and by_key["itl_p50"].op == "<"
     assert by_key["goodput"].threshold == 0.95 and by_key["goodput"].percentile is None
     # latency gates double as the per-request limits that define goodput
-    assert spec.per_request_limits() == {"ttft": 2.0, "tpot": pytest.approx(0.08), "e2e": 20.0,
-                                         "itl": pytest.approx(0.0005)}
+    assert spec.per_request_limits() == {
+        "ttft": 2.0,
+        "tpot": pytest.approx(0.08),
+        "e2e": 20.0,
+        "itl": pytest.approx(0.0005),
+    }
     assert parse_slo("").gates == ()
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("ttft<=2s", "needs a percentile"),
-    ("ttft_p99<=2", "give a unit"),
-    ("ttft_p99<=2h", "give a unit"),
-    ("ttft_p0<=2s", "percentile must be in (0, 100]"),
-    ("ttft_p101<=2s", "percentile must be in (0, 100]"),
-    ("goodput>=1.5", "fraction between 0 and 1"),
-    ("goodput_p99>=0.5", "plain number"),
-    ("latency_p99<=2s", "unknown metric 'latency'"),
-    ("ttft_p99=2s", "cannot read 'ttft_p99=2s'"),
-    ("ttft_p99<=fast", "cannot read"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("ttft<=2s", "needs a percentile"),
+        ("ttft_p99<=2", "give a unit"),
+        ("ttft_p99<=2h", "give a unit"),
+        ("ttft_p0<=2s", "percentile must be in (0, 100]"),
+        ("ttft_p101<=2s", "percentile must be in (0, 100]"),
+        ("goodput>=1.5", "fraction between 0 and 1"),
+        ("goodput_p99>=0.5", "plain number"),
+        ("latency_p99<=2s", "unknown metric 'latency'"),
+        ("ttft_p99=2s", "cannot read 'ttft_p99=2s'"),
+        ("ttft_p99<=fast", "cannot read"),
+    ],
+)
 def test_slo_spec_errors_name_the_item(text, fragment):
     with pytest.raises(SLOSpecError) as e:
         parse_slo(f"goodput>=0.9,{text}")
@@ -72,14 +91,21 @@ def test_invalid_slo_option_exits_2(tmp_path):
 
 # -- exit codes ------------------------------------------------------------------------------------
 def test_slo_miss_exits_3_and_says_by_how_much(sim, tmp_path):
-    run = run_locust(tmp_path, sim.base_url, *WINDOW, "--burstgpt-slo", "ttft_p99<=1us,goodput>=0.5")
+    run = run_locust(
+        tmp_path, sim.base_url, *WINDOW, "--burstgpt-slo", "ttft_p99<=1us,goodput>=0.5"
+    )
     assert run.returncode == 3, run.output[-2000:]
     assert "SLO MISS: ttft_p99<=1us: measured" in run.output and "over the limit" in run.output
 
 
 def test_slo_pass_exits_0(sim, tmp_path):
-    run = run_locust(tmp_path, sim.base_url, *WINDOW,
-                     "--burstgpt-slo", "ttft_p99<=30s,e2e_p99<=60s,goodput>=0.99,fail_ratio<=0.01")
+    run = run_locust(
+        tmp_path,
+        sim.base_url,
+        *WINDOW,
+        "--burstgpt-slo",
+        "ttft_p99<=30s,e2e_p99<=60s,goodput>=0.99,fail_ratio<=0.01",
+    )
     assert run.returncode == 0, run.output[-2000:]
     assert run.output.count("SLO PASS") == 4
 
@@ -98,7 +124,11 @@ def test_reports_reconcile_with_each_other_and_the_run(reported_run):
     outcomes: dict[str, int] = {}
     for x in lines:
         outcomes[x["outcome"]] = outcomes.get(x["outcome"], 0) + 1
-    assert {k: v for k, v in outcomes.items() if k != "not_sent"} == books["outcomes"] == ledger["outcomes"]
+    assert (
+        {k: v for k, v in outcomes.items() if k != "not_sent"}
+        == books["outcomes"]
+        == ledger["outcomes"]
+    )
     assert outcomes.get("not_sent", 0) == sum(books["not_sent"].values())
     assert books["balances"] is True
     # summary metrics agree with the lines
@@ -131,12 +161,19 @@ def test_locust_own_reports_keep_working(reported_run):
     with open(tmp / "locust_stats.csv") as f:
         rows = {r["Name"]: r for r in csv.DictReader(f)}
     summary = json.loads((tmp / "report" / "summary.json").read_text())
-    assert int(rows["ChatGPT conversation"]["Request Count"]) == summary["metrics"]["ChatGPT conversation"]["ok"]
+    assert (
+        int(rows["ChatGPT conversation"]["Request Count"])
+        == summary["metrics"]["ChatGPT conversation"]["ok"]
+    )
     assert "GPT-4 conversation" in rows
     assert (tmp / "locust.html").read_text().count("ChatGPT conversation") >= 1
     stats = json.loads((tmp / "locust.json").read_text())
     classes = set(summary["metrics"]) - {"All"}
-    assert {s["name"] for s in stats} == classes >= {"ChatGPT conversation", "GPT-4 conversation", "ChatGPT API"}
+    assert (
+        {s["name"] for s in stats}
+        == classes
+        >= {"ChatGPT conversation", "GPT-4 conversation", "ChatGPT API"}
+    )
     # Locust's E2E average agrees with the exact store's mean within Locust's own precision
     entry = next(s for s in stats if s["name"] == "ChatGPT conversation")
     locust_mean_ms = entry["total_response_time"] / entry["num_requests"]

@@ -104,18 +104,25 @@ def test_llamacpp_prompt_tokens_count_cached_and_computed_tokens_like_vllm():
     values = scrape_twice(LLAMACPP_BEFORE, LLAMACPP_AFTER)
     # second request: 245 prompt tokens, 230 of them from llama.cpp's prompt cache, 15 computed
     assert values == {
-        "running": 1.0, "waiting": 2.0,
-        "generation_tokens": 20.0, "prompt_tokens": 245.0,
-        "prefix_cache_hits": 230.0, "prefix_cache_queries": 245.0,
+        "running": 1.0,
+        "waiting": 2.0,
+        "generation_tokens": 20.0,
+        "prompt_tokens": 245.0,
+        "prefix_cache_hits": 230.0,
+        "prefix_cache_queries": 245.0,
     }
 
 
 def test_vllm_names_map_onto_the_same_columns():
     values = scrape_twice(VLLM_BEFORE, VLLM_AFTER)
     assert values == {
-        "running": 3.0, "waiting": 1.0, "kv_cache_usage": 0.25,
-        "generation_tokens": 20.0, "prompt_tokens": 245.0,
-        "prefix_cache_hits": 128.0, "prefix_cache_queries": 245.0,
+        "running": 3.0,
+        "waiting": 1.0,
+        "kv_cache_usage": 0.25,
+        "generation_tokens": 20.0,
+        "prompt_tokens": 245.0,
+        "prefix_cache_hits": 128.0,
+        "prefix_cache_queries": 245.0,
     }
 
 
@@ -163,7 +170,12 @@ def test_the_final_scrape_does_not_erase_the_last_second_of_counter_deltas():
     # that just ended; at the end of a run ``finish_run`` scrapes once more, usually within the same
     # second, so both scrapes get the same label. The counter deltas of both must survive, so that
     # the timeline's server_generation_tokens add up to what the server generated during the run.
-    out = subprocess.run([sys.executable, "-c", SAMPLER_SCRIPT], capture_output=True, text=True, timeout=60,
-                         cwd=Path(__file__).resolve().parent.parent)
+    out = subprocess.run(
+        [sys.executable, "-c", SAMPLER_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert float(out.stdout.split()[-1]) == 14.0

@@ -34,23 +34,39 @@ def test_profile_overrides_replace_fields_and_check_types():
 
 
 def test_config_dict_and_precedence_of_the_profile_argument():
-    c = SimConfig.load(None, {"profile": "a100-7b", "model": "m", "max_waiting": 5,
-                              "faults": [{"kind": "http_500", "rate": 0.5}]})
+    c = SimConfig.load(
+        None,
+        {
+            "profile": "a100-7b",
+            "model": "m",
+            "max_waiting": 5,
+            "faults": [{"kind": "http_500", "rate": 0.5}],
+        },
+    )
     assert c.profile.name == "a100-7b" and c.model == "m" and c.max_waiting == 5
     assert c.faults[0].fault.kind == "http_500" and c.faults[0].rate == 0.5
     assert SimConfig.load("fast", {"profile": "a100-7b"}).profile.name == "fast"
     assert SimConfig.load(None, None).profile.name == "fast"
 
 
-@pytest.mark.parametrize(("cfg", "needle"), [
-    ({"modle": "x"}, "unknown key(s) ['modle']"),
-    ({"faults": [{"kind": "http_418"}]}, "faults[0]: unknown fault kind 'http_418'"),
-    ({"faults": [{"kind": "http_500", "rate": 2}]}, "faults[0]: rate must be a number in [0, 1]"),
-    ({"faults": [{"kind": "http_500", "windows": [[5, 1]]}]}, "faults[0]: bad window"),
-    ({"faults": [{"kind": "http_500", "every": 0}]}, "faults[0]: every must be an integer >= 1"),
-    ({"emit_send_times": "yes"}, "'emit_send_times' must be true or false"),
-    ({"max_waiting": -1}, "'max_waiting' must be an integer >= 0"),
-])
+@pytest.mark.parametrize(
+    ("cfg", "needle"),
+    [
+        ({"modle": "x"}, "unknown key(s) ['modle']"),
+        ({"faults": [{"kind": "http_418"}]}, "faults[0]: unknown fault kind 'http_418'"),
+        (
+            {"faults": [{"kind": "http_500", "rate": 2}]},
+            "faults[0]: rate must be a number in [0, 1]",
+        ),
+        ({"faults": [{"kind": "http_500", "windows": [[5, 1]]}]}, "faults[0]: bad window"),
+        (
+            {"faults": [{"kind": "http_500", "every": 0}]},
+            "faults[0]: every must be an integer >= 1",
+        ),
+        ({"emit_send_times": "yes"}, "'emit_send_times' must be true or false"),
+        ({"max_waiting": -1}, "'max_waiting' must be an integer >= 0"),
+    ],
+)
 def test_config_errors_name_the_key(cfg, needle):
     with pytest.raises(ValueError) as e:
         SimConfig.load(None, cfg)
@@ -63,20 +79,40 @@ def test_config_files_json_and_toml(tmp_path):
     assert SimConfig.load(None, str(j)).profile.max_num_seqs == 7
     if sys.version_info >= (3, 11):
         t = tmp_path / "s.toml"
-        t.write_text('model = "tm"\n[profile_overrides]\nstep_base_s = 0.5\n[[faults]]\nkind = "http_429"\n')
+        t.write_text(
+            'model = "tm"\n[profile_overrides]\nstep_base_s = 0.5\n[[faults]]\nkind = "http_429"\n'
+        )
         c = SimConfig.load(None, t)
-        assert c.model == "tm" and c.profile.step_base_s == 0.5 and c.faults[0].fault.kind == "http_429"
+        assert (
+            c.model == "tm"
+            and c.profile.step_base_s == 0.5
+            and c.faults[0].fault.kind == "http_429"
+        )
     with pytest.raises(ValueError, match="missing.json: cannot read"):
         SimConfig.load(None, str(tmp_path / "missing.json"))
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.fixed_dictionaries({
-    "role": st.sampled_from(["system", "user", "assistant", "tool"]),
-    "content": st.one_of(st.none(), st.text(max_size=40),
-                         st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": st.text(max_size=10)}),
-                                  max_size=2)),
-}), max_size=5))
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "role": st.sampled_from(["system", "user", "assistant", "tool"]),
+                "content": st.one_of(
+                    st.none(),
+                    st.text(max_size=40),
+                    st.lists(
+                        st.fixed_dictionaries(
+                            {"type": st.just("text"), "text": st.text(max_size=10)}
+                        ),
+                        max_size=2,
+                    ),
+                ),
+            }
+        ),
+        max_size=5,
+    )
+)
 def test_cached_chat_prompt_ids_equal_simpletok(messages):
     assert chat_prompt_ids(messages) == simpletok.chat_prompt_ids(messages)
     assert chat_prompt_ids(messages) == simpletok.chat_prompt_ids(messages)  # from the cache

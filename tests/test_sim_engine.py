@@ -22,9 +22,17 @@ CTX = 0.000002
 
 
 def profile(**over):
-    coef = dict(step_base_s=BASE, prefill_token_s=PREFILL, decode_seq_s=DECODE, context_token_s=CTX,
-                max_num_seqs=8, max_num_batched_tokens=4096, kv_cache_tokens=200_000,
-                max_model_len=100_000, block_size=16)
+    coef = dict(
+        step_base_s=BASE,
+        prefill_token_s=PREFILL,
+        decode_seq_s=DECODE,
+        context_token_s=CTX,
+        max_num_seqs=8,
+        max_num_batched_tokens=4096,
+        kv_cache_tokens=200_000,
+        max_model_len=100_000,
+        block_size=16,
+    )
     coef.update(over)
     return load_profile("fast", coef)
 
@@ -92,7 +100,9 @@ def test_kv_exhaustion_queues_then_every_request_completes_exactly():
 
 
 def test_preempted_sequence_resumes_without_losing_or_repeating_tokens():
-    prof = profile(kv_cache_tokens=160, max_model_len=140, block_size=16, enable_prefix_caching=False)
+    prof = profile(
+        kv_cache_tokens=160, max_model_len=140, block_size=16, enable_prefix_caching=False
+    )
     eng = Engine(prof)
     seqs = [eng.add(req(48, 40, salt=i)) for i in range(2)]
     got: dict[int, list[int]] = {s.seq_id: [] for s in seqs}
@@ -161,8 +171,13 @@ def test_stall_mid_stream_holds_a_sequence_after_k_tokens():
 def test_a_stalled_sequence_preempted_under_kv_pressure_still_stalls_exactly():
     # Tight KV: the stalled (most recent) sequence is preempted while it is held.
     # 9 blocks: the first sequence grows to 7 while the stalled one holds 3.
-    prof = profile(kv_cache_tokens=144, max_model_len=128, block_size=16, context_token_s=0.0,
-                   prefill_token_s=0.0)
+    prof = profile(
+        kv_cache_tokens=144,
+        max_model_len=128,
+        block_size=16,
+        context_token_s=0.0,
+        prefill_token_s=0.0,
+    )
     reqs = [req(40, 60, salt=1), req(40, 60, salt=2, stall_after=5, stall_s=1.0)]
     out = replay(prof, reqs)
     a, b = out.timings
@@ -208,18 +223,27 @@ def test_engine_rejects_requests_longer_than_the_model_allows():
 @settings(max_examples=40, deadline=None)
 @given(
     st.lists(
-        st.tuples(st.floats(0, 2), st.integers(1, 300), st.integers(1, 60), st.integers(0, 3),
-                  st.one_of(st.none(), st.integers(1, 8))),
-        min_size=1, max_size=25,
+        st.tuples(
+            st.floats(0, 2),
+            st.integers(1, 300),
+            st.integers(1, 60),
+            st.integers(0, 3),
+            st.one_of(st.none(), st.integers(1, 8)),
+        ),
+        min_size=1,
+        max_size=25,
     ),
     st.integers(1, 6),
     st.sampled_from([64, 256, 4096]),
 )
 def test_every_request_finishes_with_exact_length_and_kv_returns_to_empty(reqs, max_seqs, budget):
-    prof = profile(kv_cache_tokens=512, max_model_len=400, max_num_seqs=max_seqs,
-                   max_num_batched_tokens=budget)
-    requests = [SeqRequest(prompt(p, salt), n, n, arrival=at, stall_after=stall, stall_s=0.05)
-                for at, p, n, salt, stall in reqs]
+    prof = profile(
+        kv_cache_tokens=512, max_model_len=400, max_num_seqs=max_seqs, max_num_batched_tokens=budget
+    )
+    requests = [
+        SeqRequest(prompt(p, salt), n, n, arrival=at, stall_after=stall, stall_s=0.05)
+        for at, p, n, salt, stall in reqs
+    ]
     out = replay(prof, requests)
     for t, (_, _, n, _, _) in zip(out.timings, reqs, strict=True):
         assert len(t.token_times) == n
@@ -241,7 +265,9 @@ def _burstgpt3_requests(speedup: float) -> list[SeqRequest]:
         if n == 0:
             continue
         p = min(p, 30_000)
-        out.append(SeqRequest(prompt(p, salt=i), n, n, arrival=(float(row["Timestamp"]) - t0) / speedup))
+        out.append(
+            SeqRequest(prompt(p, salt=i), n, n, arrival=(float(row["Timestamp"]) - t0) / speedup)
+        )
     return out
 
 

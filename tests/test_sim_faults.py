@@ -32,21 +32,30 @@ def content_events(r) -> list[tuple[float, dict]]:
         if e == b"[DONE]":
             continue
         o = json.loads(e)
-        if o["choices"] and "content" in o["choices"][0]["delta"] and "role" not in o["choices"][0]["delta"]:
+        if (
+            o["choices"]
+            and "content" in o["choices"][0]["delta"]
+            and "role" not in o["choices"][0]["delta"]
+        ):
             out.append((t, o))
     return out
 
 
-@pytest.mark.parametrize(("kind", "status", "etype"), [
-    ("http_500", 500, "InternalServerError"),
-    ("http_503", 503, "ServiceUnavailableError"),
-])
+@pytest.mark.parametrize(
+    ("kind", "status", "etype"),
+    [
+        ("http_500", 500, "InternalServerError"),
+        ("http_503", 503, "ServiceUnavailableError"),
+    ],
+)
 def test_error_faults_answer_with_status_and_error_body(sim, kind, status, etype):
     c, r = post(sim, chat(), kind)
     with c:
         assert r.status == status and r.complete
         assert r.json()["error"]["type"] == etype and "retry-after" not in r.headers
-        assert c.request("POST", "/v1/chat/completions", chat(max_tokens=2)).status == 200  # keep-alive
+        assert (
+            c.request("POST", "/v1/chat/completions", chat(max_tokens=2)).status == 200
+        )  # keep-alive
 
 
 def test_http_429_carries_retry_after(sim):
@@ -90,8 +99,13 @@ def test_cut_mid_stream_closes_after_k_tokens_without_terminator(sim):
         objs = [json.loads(e) for _, e in events]
         assert "role" in objs[0]["choices"][0]["delta"]
         assert len(objs) == 5 and all(o["choices"][0]["finish_reason"] is None for o in objs)
-    wait_until(lambda: metric(sim.base_url, "vllm:request_success_total", 'finished_reason="abort"')
-               == before + 1, what="the cut request to be aborted")
+    wait_until(
+        lambda: (
+            metric(sim.base_url, "vllm:request_success_total", 'finished_reason="abort"')
+            == before + 1
+        ),
+        what="the cut request to be aborted",
+    )
 
 
 def test_cut_mid_stream_on_a_plain_request_closes_without_a_response(sim):
@@ -143,9 +157,13 @@ def test_automatic_503_when_the_waiting_queue_is_full():
     clients = [RawClient(sim.base_url) for _ in range(3)]
     try:
         t0 = clients[0].send("POST", "/v1/chat/completions", chat(max_tokens=80))  # 0.8 s
-        wait_until(lambda: metric(sim.base_url, "vllm:num_requests_running") == 1, what="one running")
+        wait_until(
+            lambda: metric(sim.base_url, "vllm:num_requests_running") == 1, what="one running"
+        )
         t1 = clients[1].send("POST", "/v1/chat/completions", chat("queued", max_tokens=2))
-        wait_until(lambda: metric(sim.base_url, "vllm:num_requests_waiting") == 1, what="one waiting")
+        wait_until(
+            lambda: metric(sim.base_url, "vllm:num_requests_waiting") == 1, what="one waiting"
+        )
         r = clients[2].request("POST", "/v1/chat/completions", chat("rejected", max_tokens=2))
         assert r.status == 503 and "max_waiting 1" in r.json()["error"]["message"]
         assert clients[0].read(t0).complete and clients[1].read(t1).complete
@@ -156,15 +174,22 @@ def test_automatic_503_when_the_waiting_queue_is_full():
 
 
 def test_config_rules_by_every_and_by_window_over_http():
-    cfg = {"faults": [{"kind": "http_500", "every": 3},
-                      {"kind": "http_429", "windows": [[0, 3600]], "rate": 0.0}]}
+    cfg = {
+        "faults": [
+            {"kind": "http_500", "every": 3},
+            {"kind": "http_429", "windows": [[0, 3600]], "rate": 0.0},
+        ]
+    }
     sim = run_in_thread(profile="fast", config=cfg)
     try:
         with RawClient(sim.base_url) as c:
-            statuses = [c.request("POST", "/v1/chat/completions", chat(max_tokens=1)).status
-                        for _ in range(7)]
-            forced_off = c.request("POST", "/v1/chat/completions", chat(max_tokens=1),
-                                   {"x-sim-fault": "none"}).status  # request 8
+            statuses = [
+                c.request("POST", "/v1/chat/completions", chat(max_tokens=1)).status
+                for _ in range(7)
+            ]
+            forced_off = c.request(
+                "POST", "/v1/chat/completions", chat(max_tokens=1), {"x-sim-fault": "none"}
+            ).status  # request 8
             ninth = c.request("POST", "/v1/chat/completions", chat(max_tokens=1)).status
     finally:
         sim.stop()
@@ -173,8 +198,10 @@ def test_config_rules_by_every_and_by_window_over_http():
 
 
 def test_fault_plan_rates_windows_and_seed_are_deterministic():
-    rules = [FaultRule(Fault("http_500"), rate=0.25), FaultRule(Fault("cut_mid_stream", after=2),
-                                                                windows=[(10.0, 20.0)])]
+    rules = [
+        FaultRule(Fault("http_500"), rate=0.25),
+        FaultRule(Fault("cut_mid_stream", after=2), windows=[(10.0, 20.0)]),
+    ]
     a = FaultPlan(rules, seed=42)
     b = FaultPlan(rules, seed=42)
     seq_a = [a.choose(None, 5.0) for _ in range(400)]
@@ -183,9 +210,12 @@ def test_fault_plan_rates_windows_and_seed_are_deterministic():
     assert 60 < n500 < 140  # ~100 expected at rate 0.25
     assert all(f is None or f.kind == "http_500" for f in seq_a)
     inside = [a.choose(None, 15.0) for _ in range(50)]
-    assert all(f is not None for f in inside)  # the window rule catches whatever the rate rule misses
+    assert all(
+        f is not None for f in inside
+    )  # the window rule catches whatever the rate rule misses
     assert FaultPlan(rules, seed=1).choose("stall_mid_stream; after=1; seconds=2", 0.0) == Fault(
-        "stall_mid_stream", after=1, seconds=2.0)
+        "stall_mid_stream", after=1, seconds=2.0
+    )
 
 
 def test_fault_header_parsing():
@@ -197,11 +227,15 @@ def test_fault_header_parsing():
 
 
 def test_rate_faults_follow_the_seeded_draws_over_http():
-    sim = run_in_thread(profile="fast", config={"seed": 7, "faults": [{"kind": "http_503", "rate": 0.3}]})
+    sim = run_in_thread(
+        profile="fast", config={"seed": 7, "faults": [{"kind": "http_503", "rate": 0.3}]}
+    )
     try:
         with RawClient(sim.base_url) as c:
-            codes = [c.request("POST", "/v1/chat/completions", chat(max_tokens=1)).status
-                     for _ in range(100)]
+            codes = [
+                c.request("POST", "/v1/chat/completions", chat(max_tokens=1)).status
+                for _ in range(100)
+            ]
     finally:
         sim.stop()
     rng = random.Random(7)  # the documented rule: one seeded draw per request and rate rule

@@ -71,9 +71,19 @@ class RawClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def send(self, method: str, path: str, body: object = None, headers: dict[str, str] | None = None,
-             version: str = "HTTP/1.1") -> float:
-        data = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    def send(
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        headers: dict[str, str] | None = None,
+        version: str = "HTTP/1.1",
+    ) -> float:
+        data = (
+            b""
+            if body is None
+            else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        )
         head = f"{method} {path} {version}\r\nHost: x\r\nContent-Length: {len(data)}\r\n"
         if data:
             head += "Content-Type: application/json\r\n"
@@ -125,8 +135,14 @@ class RawClient:
                 return r
             r.chunks.append((t, data))
 
-    def request(self, method: str, path: str, body: object = None, headers: dict[str, str] | None = None,
-                version: str = "HTTP/1.1") -> RawResponse:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        headers: dict[str, str] | None = None,
+        version: str = "HTTP/1.1",
+    ) -> RawResponse:
         return self.read(self.send(method, path, body, headers, version))
 
     def at_eof(self) -> bool:
@@ -134,9 +150,17 @@ class RawClient:
         return self.f.read(1) == b""
 
 
-def chat(content: str = "Hi", max_tokens: int = 8, stream: bool = True, usage: bool = True, **extra) -> dict:
-    body = {"model": "burstgpt-sim", "messages": [{"role": "user", "content": content}],
-            "max_tokens": max_tokens, "ignore_eos": True, "stream": stream, **extra}
+def chat(
+    content: str = "Hi", max_tokens: int = 8, stream: bool = True, usage: bool = True, **extra
+) -> dict:
+    body = {
+        "model": "burstgpt-sim",
+        "messages": [{"role": "user", "content": content}],
+        "max_tokens": max_tokens,
+        "ignore_eos": True,
+        "stream": stream,
+        **extra,
+    }
     if stream and usage:
         body["stream_options"] = {"include_usage": True}
     return body
@@ -193,9 +217,12 @@ def test_streamed_chat_has_vllm_chunk_order_and_exact_usage(sim):
     assert final["choices"][0]["finish_reason"] == "length" and final["choices"][0]["delta"] == {}
     assert usage["choices"] == []
     prompt_tokens = simpletok.chat_prompt_count([{"role": "user", "content": "Tell me a story"}])
-    assert usage["usage"] == {"prompt_tokens": prompt_tokens, "completion_tokens": 12,
-                              "total_tokens": prompt_tokens + 12,
-                              "prompt_tokens_details": {"cached_tokens": 0}}
+    assert usage["usage"] == {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": 12,
+        "total_tokens": prompt_tokens + 12,
+        "prompt_tokens_details": {"cached_tokens": 0},
+    }
     assert simpletok.count("".join(pieces)) == 12
 
 
@@ -220,30 +247,56 @@ def test_non_streaming_chat_returns_the_same_text_and_usage(sim):
 def test_completions_endpoint_counts_the_prompt_without_template(sim):
     prompt = "Once upon a time, there were 3 bears."
     with RawClient(sim.base_url) as c:
-        r = c.request("POST", "/v1/completions", {"prompt": prompt, "max_tokens": 5, "ignore_eos": True,
-                                                  "stream": True, "stream_options": {"include_usage": True}})
-        plain = c.request("POST", "/v1/completions", {"prompt": prompt, "max_tokens": 5,
-                                                      "ignore_eos": True}).json()
+        r = c.request(
+            "POST",
+            "/v1/completions",
+            {
+                "prompt": prompt,
+                "max_tokens": 5,
+                "ignore_eos": True,
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            },
+        )
+        plain = c.request(
+            "POST", "/v1/completions", {"prompt": prompt, "max_tokens": 5, "ignore_eos": True}
+        ).json()
     objs = r.json_events()
     assert [o["object"] for o in objs] == ["text_completion"] * 7
     assert "".join(o["choices"][0]["text"] for o in objs[:5]) == plain["choices"][0]["text"]
     assert objs[5]["choices"][0]["finish_reason"] == "length"
-    assert objs[6]["usage"]["prompt_tokens"] == simpletok.count(prompt) == plain["usage"]["prompt_tokens"]
+    assert (
+        objs[6]["usage"]["prompt_tokens"]
+        == simpletok.count(prompt)
+        == plain["usage"]["prompt_tokens"]
+    )
 
 
 def test_multi_turn_history_counts_exactly_and_hits_the_prefix_cache(sim):
-    msgs = [{"role": "system", "content": "You are terse."},
-            {"role": "user", "content": "Explain continuous batching in detail please " * 20}]
+    msgs = [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "Explain continuous batching in detail please " * 20},
+    ]
     with RawClient(sim.base_url) as c:
-        first = c.request("POST", "/v1/chat/completions", chat(max_tokens=40, stream=False) | {"messages": msgs}).json()
+        first = c.request(
+            "POST", "/v1/chat/completions", chat(max_tokens=40, stream=False) | {"messages": msgs}
+        ).json()
         msgs2 = msgs + [first["choices"][0]["message"], {"role": "user", "content": "And then?"}]
-        tok = c.request("POST", "/tokenize", {"model": "burstgpt-sim", "messages": msgs2,
-                                              "add_generation_prompt": True}).json()
-        second = c.request("POST", "/v1/chat/completions", chat(max_tokens=5) | {"messages": msgs2}).json_events()
+        tok = c.request(
+            "POST",
+            "/tokenize",
+            {"model": "burstgpt-sim", "messages": msgs2, "add_generation_prompt": True},
+        ).json()
+        second = c.request(
+            "POST", "/v1/chat/completions", chat(max_tokens=5) | {"messages": msgs2}
+        ).json_events()
     usage = second[-1]["usage"]
     assert usage["prompt_tokens"] == tok["count"] == simpletok.chat_prompt_count(msgs2)
     # The first turn's prompt and reply are cached, in whole 16-token blocks.
-    assert usage["prompt_tokens_details"]["cached_tokens"] >= (first["usage"]["total_tokens"] // 16) * 16 - 16
+    assert (
+        usage["prompt_tokens_details"]["cached_tokens"]
+        >= (first["usage"]["total_tokens"] // 16) * 16 - 16
+    )
     assert usage["prompt_tokens_details"]["cached_tokens"] > first["usage"]["prompt_tokens"]
 
 
@@ -252,7 +305,9 @@ def test_tokenize_prompt_and_messages_follow_vllm_shape(sim):
     with RawClient(sim.base_url) as c:
         p = c.request("POST", "/tokenize", {"prompt": "Hello, world!"}).json()
         m = c.request("POST", "/tokenize", {"messages": msgs, "add_generation_prompt": True}).json()
-        n = c.request("POST", "/tokenize", {"messages": msgs, "add_generation_prompt": False}).json()
+        n = c.request(
+            "POST", "/tokenize", {"messages": msgs, "add_generation_prompt": False}
+        ).json()
         models = c.request("GET", "/v1/models").json()
     assert p["count"] == 4 and p["tokens"] == simpletok.encode("Hello, world!")
     assert m["count"] == simpletok.chat_prompt_count(msgs) == len(m["tokens"])
@@ -268,8 +323,11 @@ def test_tokenize_prompt_and_messages_follow_vllm_shape(sim):
         ({"model": "burstgpt-sim"}, 400, "'messages' is required"),
         ({"messages": "hi"}, 400, "'messages' is required"),
         ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}, 400, "max_tokens"),
-        ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 200_000}, 400,
-         "maximum context length is 131072 tokens. However, you requested 200008 tokens"),
+        (
+            {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 200_000},
+            400,
+            "maximum context length is 131072 tokens. However, you requested 200008 tokens",
+        ),
         ({"messages": [{"role": "user", "content": "hi"}], "model": "gpt-9"}, 404, "gpt-9"),
         ({"messages": [{"role": "user", "content": "hi"}], "stream": "yes"}, 400, "'stream'"),
     ],
@@ -280,7 +338,9 @@ def test_bad_requests_get_openai_style_errors(sim, body, status, needle):
         assert r.status == status
         err = r.json()["error"]
         assert needle in err["message"] and err["code"] == status and "type" in err
-        ok = c.request("POST", "/v1/chat/completions", chat(max_tokens=2))  # connection still usable
+        ok = c.request(
+            "POST", "/v1/chat/completions", chat(max_tokens=2)
+        )  # connection still usable
         assert ok.status == 200 and ok.complete
 
 
@@ -304,8 +364,10 @@ def test_keep_alive_and_pipelined_requests_are_served_in_order(sim):
 def test_expect_100_continue_and_http10_streaming(sim):
     with RawClient(sim.base_url) as c:
         body = json.dumps(chat(max_tokens=2)).encode()
-        c.sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
-                       + b"Content-Length: %d\r\n\r\n" % len(body))
+        c.sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+            + b"Content-Length: %d\r\n\r\n" % len(body)
+        )
         assert c.f.readline().startswith(b"HTTP/1.1 100")
         assert c.f.readline() == b"\r\n"
         c.sock.sendall(body)
@@ -348,12 +410,17 @@ def test_without_ignore_eos_length_is_natural_and_min_tokens_is_honoured():
     assert len({n for n, _ in lengths}) > 3  # lengths vary with the prompt
     assert forced["usage"]["completion_tokens"] == 50
     assert lengths[0][0] > 3  # so the same prompt with max_tokens=3 is cut by the cap:
-    assert capped["usage"]["completion_tokens"] == 3 and capped["choices"][0]["finish_reason"] == "length"
+    assert (
+        capped["usage"]["completion_tokens"] == 3
+        and capped["choices"][0]["finish_reason"] == "length"
+    )
 
 
 def test_emit_send_times_stamps_every_chunk_just_before_the_write():
-    sim = run_in_thread(profile="fast", config={"emit_send_times": True,
-                                                "profile_overrides": {"step_base_s": 0.005}})
+    sim = run_in_thread(
+        profile="fast",
+        config={"emit_send_times": True, "profile_overrides": {"step_base_s": 0.005}},
+    )
     try:
         with RawClient(sim.base_url) as c:
             t_wall0 = time.time()
@@ -385,9 +452,15 @@ def test_metrics_use_vllm_names_and_count_what_was_served():
     assert f"vllm:time_to_first_token_seconds_count{{{lab}}} 3" in page
     assert f"vllm:inter_token_latency_seconds_count{{{lab}}} 18" in page
     assert f'vllm:request_success_total{{{lab},finished_reason="length"}} 3' in page
-    for name in ("vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc",
-                 "vllm:prompt_tokens_total", "vllm:prefix_cache_queries_total", "vllm:prefix_cache_hits_total",
-                 'vllm:time_to_first_token_seconds_bucket{engine="0",model_name="burstgpt-sim",le="+Inf"}'):
+    for name in (
+        "vllm:num_requests_running",
+        "vllm:num_requests_waiting",
+        "vllm:kv_cache_usage_perc",
+        "vllm:prompt_tokens_total",
+        "vllm:prefix_cache_queries_total",
+        "vllm:prefix_cache_hits_total",
+        'vllm:time_to_first_token_seconds_bucket{engine="0",model_name="burstgpt-sim",le="+Inf"}',
+    ):
         assert name in page
 
 
@@ -399,11 +472,19 @@ def test_one_sequence_ttft_and_itl_match_the_configured_coefficients():
     must be neither early nor late; ITL by medians (steps are scheduled back to back, so one late
     write does not shift the ones after it).
     """
-    over = {"step_base_s": 0.020, "prefill_token_s": 0.0002, "decode_seq_s": 0.004, "context_token_s": 0.0}
+    over = {
+        "step_base_s": 0.020,
+        "prefill_token_s": 0.0002,
+        "decode_seq_s": 0.004,
+        "context_token_s": 0.0,
+    }
     ttfts: list[float] = []
     itls: list[float] = []
     means: list[float] = []
-    with SimulatorProcess(profile="fast", config={"profile_overrides": over}) as sim, RawClient(sim.base_url) as c:
+    with (
+        SimulatorProcess(profile="fast", config={"profile_overrides": over}) as sim,
+        RawClient(sim.base_url) as c,
+    ):
         c.request("GET", "/health")
         for tag in ("alpha", "bravo", "charlie", "delta", "echo"):
             msgs = [{"role": "user", "content": f"{tag} " + "word " * 95}]
@@ -431,8 +512,11 @@ def test_kv_cache_exhaustion_queues_requests_and_all_complete():
 
     def one(i: int) -> None:
         with RawClient(sim.base_url) as c:
-            r = c.request("POST", "/v1/chat/completions",
-                          chat(f"request {i} " + "pad " * 200, max_tokens=100, stream=False))
+            r = c.request(
+                "POST",
+                "/v1/chat/completions",
+                chat(f"request {i} " + "pad " * 200, max_tokens=100, stream=False),
+            )
         with lock:
             results.append(r.json())
 
@@ -441,8 +525,13 @@ def test_kv_cache_exhaustion_queues_requests_and_all_complete():
         for t in threads:
             t.start()
         waiting_seen = []
-        wait_until(lambda: waiting_seen.append(metric(sim.base_url, "vllm:num_requests_waiting"))
-                   or waiting_seen[-1] > 0, what="vllm:num_requests_waiting > 0")
+        wait_until(
+            lambda: (
+                waiting_seen.append(metric(sim.base_url, "vllm:num_requests_waiting"))
+                or waiting_seen[-1] > 0
+            ),
+            what="vllm:num_requests_waiting > 0",
+        )
         usage = metric(sim.base_url, "vllm:kv_cache_usage_perc")
         for t in threads:
             t.join(30)
@@ -463,7 +552,10 @@ def test_client_going_away_mid_stream_aborts_the_request():
         wait_until(lambda: metric(sim.base_url, "vllm:num_requests_running") == 1, what="running")
         c.close()
         wait_until(lambda: metric(sim.base_url, "vllm:num_requests_running") == 0, what="aborted")
-        assert metric(sim.base_url, "vllm:request_success_total", 'finished_reason="abort"') == before + 1
+        assert (
+            metric(sim.base_url, "vllm:request_success_total", 'finished_reason="abort"')
+            == before + 1
+        )
         assert metric(sim.base_url, "vllm:kv_cache_usage_perc") == 0.0
     finally:
         sim.stop()

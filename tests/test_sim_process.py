@@ -66,7 +66,9 @@ def test_works_from_a_gevent_monkey_patched_process():
             print(json.dumps({"tokens": r["usage"]["completion_tokens"], "pid": sim.pid, "ticks": len(ticks)}))
         ticker.kill()
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["tokens"] == 3
@@ -82,7 +84,9 @@ def test_child_exits_when_its_parent_is_killed():
         print(sim.pid, flush=True)
         time.sleep(120)
     """)
-    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
     try:
         child = int(parent.stdout.readline())
         assert _alive(child)
@@ -100,8 +104,20 @@ def test_cli_prints_one_line_and_exits_cleanly_on_signal(sig, tmp_path):
     cfg = tmp_path / "sim.json"
     cfg.write_text(json.dumps({"model": "cli-model", "profile": "a100-7b"}))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "locust_burstgpt.cli.main", "sim", "--port", "0", "--config", str(cfg)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "locust_burstgpt.cli.main",
+            "sim",
+            "--port",
+            "0",
+            "--config",
+            str(cfg),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
     )
     try:
         line = proc.stdout.readline()
@@ -109,7 +125,9 @@ def test_cli_prints_one_line_and_exits_cleanly_on_signal(sig, tmp_path):
         url = line.split("listening on ", 1)[1].split()[0]
         assert url.startswith("http://127.0.0.1:")
         with RawClient(url) as c:
-            assert c.request("POST", "/v1/chat/completions", chat(max_tokens=2) | {"model": "cli-model"}).complete
+            assert c.request(
+                "POST", "/v1/chat/completions", chat(max_tokens=2) | {"model": "cli-model"}
+            ).complete
         proc.send_signal(sig)
         assert proc.wait(10) == 0
         assert proc.stdout.read() == ""  # exactly one line
@@ -123,8 +141,22 @@ def test_cli_rejects_a_bad_config_naming_file_and_line(tmp_path):
     cfg = tmp_path / "broken.json"
     cfg.write_text('{"model": "x",\n "seed": }')
     t = time.monotonic()
-    out = subprocess.run([sys.executable, "-m", "locust_burstgpt.cli.main", "sim", "--port", "0",
-                          "--config", str(cfg)], capture_output=True, text=True, timeout=30, cwd=ROOT)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "locust_burstgpt.cli.main",
+            "sim",
+            "--port",
+            "0",
+            "--config",
+            str(cfg),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+    )
     assert out.returncode == 2
     assert "broken.json: invalid JSON at line 2" in out.stderr
     assert time.monotonic() - t < 30

@@ -36,14 +36,24 @@ def test_csv_is_the_exact_burstgpt3_schema(slice3_params, tmp_path):
     trace = synthesize(slice3_params, seed=3)
     out = written(trace, tmp_path)
     first = out.read_text().splitlines()[0]
-    assert first == HEADER == ("Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,"
-                               "Total tokens,Log Type")
+    assert (
+        first
+        == HEADER
+        == (
+            "Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,"
+            "Total tokens,Log Type"
+        )
+    )
     df = pd.read_csv(out, keep_default_na=False)
     assert list(df.columns) == HEADER.split(",")
     assert len(df) == trace.rows
     conv = df["Log Type"] == "Conversation log"
     assert conv.any() and (~conv).any()
-    assert (df.loc[conv, "Session ID"].str.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")).all()
+    assert (
+        df.loc[conv, "Session ID"].str.fullmatch(
+            r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
+        )
+    ).all()
     assert (df.loc[~conv, "Session ID"] == "").all()
     assert (df["Total tokens"] == df["Request tokens"] + df["Response tokens"]).all()
     assert (np.diff(df["Timestamp"].to_numpy()) >= 0).all()
@@ -94,11 +104,11 @@ def test_paper_demo_schedules_cumulatively_with_the_paper_parameters():
     duration = 4 * 3600.0
     trace = synthesize(paper_demo(), duration_s=duration, seed=1)
     ts = trace.timestamp
-    assert abs(trace.rows / duration - 1.0) < 0.05           # mean gap 1 s
-    assert (ts < 10).sum() < 50                               # not front-loaded
+    assert abs(trace.rows / duration - 1.0) < 0.05  # mean gap 1 s
+    assert (ts < 10).sum() < 50  # not front-loaded
     assert ts[-1] > 0.99 * duration and ts[0] < 30
     per_hour = np.bincount((ts // 3600).astype(int), minlength=4)
-    assert per_hour.min() > 0.85 * per_hour.mean()            # spread evenly over the hours
+    assert per_hour.min() > 0.85 * per_hour.mean()  # spread evenly over the hours
     gaps = np.diff(ts)
     assert abs(gaps.std() / gaps.mean() - np.sqrt(2.0)) < 0.12  # Gamma shape 0.5: CV = 1/sqrt(0.5)
     req = trace.request_tokens
@@ -106,19 +116,23 @@ def test_paper_demo_schedules_cumulatively_with_the_paper_parameters():
     # Zipf(1.1) truncated to [1, 1023]: P(1) = 0.18, median 12
     assert abs((req == 1).mean() - 0.18) < 0.02
     assert 9 <= np.median(req) <= 15
-    assert (trace.session < 0).all()                          # independent API-style requests
+    assert (trace.session < 0).all()  # independent API-style requests
     assert (trace.response_tokens > 0).all()
 
 
 def test_rate_duration_start_and_tail_options(slice3_params):
-    kept = synthesize(slice3_params, rate=0.5, duration_s=1800, start_s=10 * 3600, seed=2, tail="keep")
+    kept = synthesize(
+        slice3_params, rate=0.5, duration_s=1800, start_s=10 * 3600, seed=2, tail="keep"
+    )
     assert kept.timestamp.min() >= 36000
-    assert abs(kept.rows / 1800 / 0.5 - 1) < 0.15            # rate = requests / window length
-    assert kept.timestamp.max() >= 37800                       # later turns are not cut
-    cut = synthesize(slice3_params, rate=0.5, duration_s=1800, start_s=10 * 3600, seed=2, tail="cut")
+    assert abs(kept.rows / 1800 / 0.5 - 1) < 0.15  # rate = requests / window length
+    assert kept.timestamp.max() >= 37800  # later turns are not cut
+    cut = synthesize(
+        slice3_params, rate=0.5, duration_s=1800, start_s=10 * 3600, seed=2, tail="cut"
+    )
     assert cut.timestamp.min() >= 36000 and cut.timestamp.max() < 37800
     inside = (kept.timestamp < 37800).sum()
-    assert cut.rows == inside                                  # same trace, rows after the end dropped
+    assert cut.rows == inside  # same trace, rows after the end dropped
 
 
 def test_day_levels_cycle_reproduces_the_weekly_dip(week_params):
@@ -148,11 +162,18 @@ def test_bad_arguments_are_clear_errors(slice3_params):
         synthesize(bad)
     with pytest.raises(ParamsError, match="paper-demo"):
         load_preset("nope")
-    assert parse_rate("10x", 0.5) == 5.0 and parse_rate("2.5", 9) == 2.5 and parse_rate(None, 3) == 3
+    assert (
+        parse_rate("10x", 0.5) == 5.0 and parse_rate("2.5", 9) == 2.5 and parse_rate(None, 3) == 3
+    )
     for text in ("0", "-1", "fast", "x"):
         with pytest.raises(ValueError, match="rate"):
             parse_rate(text, 1.0)
-    assert parse_start_option("9h") == parse_start_option("32400") == parse_start_option("d0+09:00") == 32400
+    assert (
+        parse_start_option("9h")
+        == parse_start_option("32400")
+        == parse_start_option("d0+09:00")
+        == 32400
+    )
     assert parse_start_option("d1") == 86400
     with pytest.raises(ValueError, match="start 'nine'"):
         parse_start_option("nine")
@@ -166,7 +187,21 @@ def test_every_preset_synthesizes():
 
 def test_cli_synth(tmp_path, capsys):
     out = tmp_path / "demo.csv"
-    rc = main(["synth", "--preset", "paper-demo", "--duration", "10m", "--rate", "2", "--seed", "4", "-o", str(out)])
+    rc = main(
+        [
+            "synth",
+            "--preset",
+            "paper-demo",
+            "--duration",
+            "10m",
+            "--rate",
+            "2",
+            "--seed",
+            "4",
+            "-o",
+            str(out),
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
     assert "requests" in text and str(out) in text

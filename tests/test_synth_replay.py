@@ -13,23 +13,51 @@ from tests.plugin_runs import run_locust
 
 
 def _burstgpt(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "locust_burstgpt.cli.main", *args], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "locust_burstgpt.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_fit_synth_then_replay_through_locust(tmp_path):
     params = tmp_path / "params.json"
     trace = tmp_path / "synth.csv"
     assert _burstgpt("fit", str(BURSTGPT_3_400), "-o", str(params)).returncode == 0
-    out = _burstgpt("synth", "--params", str(params), "--rate", "0.05", "--duration", "2h", "--seed", "7",
-                    "--tail", "cut", "-o", str(trace))
+    out = _burstgpt(
+        "synth",
+        "--params",
+        str(params),
+        "--rate",
+        "0.05",
+        "--duration",
+        "2h",
+        "--seed",
+        "7",
+        "--tail",
+        "cut",
+        "-o",
+        str(trace),
+    )
     assert out.returncode == 0, out.stderr
     rows = trace.read_text().splitlines()
-    assert rows[0] == "Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,Total tokens,Log Type"
+    assert (
+        rows[0]
+        == "Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,Total tokens,Log Type"
+    )
     assert len(rows) > 100
     with SimulatorProcess(profile="fast") as sim:
-        run = run_locust(tmp_path, sim.base_url, "--burstgpt-trace", str(trace), "--burstgpt-speedup", "1000",
-                         "--burstgpt-report", str(tmp_path / "report"))
+        run = run_locust(
+            tmp_path,
+            sim.base_url,
+            "--burstgpt-trace",
+            str(trace),
+            "--burstgpt-speedup",
+            "1000",
+            "--burstgpt-report",
+            str(tmp_path / "report"),
+        )
     assert run.returncode == 0, run.output[-3000:]
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     books = summary["reconciliation"]
@@ -38,4 +66,6 @@ def test_fit_synth_then_replay_through_locust(tmp_path):
     assert summary["trace"]["file"].endswith("synth.csv")
     lines = (tmp_path / "report" / "requests.jsonl").read_text().splitlines()
     assert len(lines) == books["scheduled"]
-    assert any(json.loads(x)["turn"] > 0 for x in lines)  # multi-turn conversations were synthesized and replayed
+    assert any(
+        json.loads(x)["turn"] > 0 for x in lines
+    )  # multi-turn conversations were synthesized and replayed

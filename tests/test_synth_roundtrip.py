@@ -78,7 +78,9 @@ def test_week_round_trip_profile_tokens_failures(week, tmp_path, seed):
     src, params = week
     syn = synth_frame(params, tmp_path, seed)  # same duration, fitted rate (the defaults)
     assert rel(len(syn), len(src)) < 0.05
-    r = np.corrcoef(hour_profile(src["timestamp"].to_numpy()), hour_profile(syn["timestamp"].to_numpy()))[0, 1]
+    r = np.corrcoef(
+        hour_profile(src["timestamp"].to_numpy()), hour_profile(syn["timestamp"].to_numpy())
+    )[0, 1]
     assert r >= 0.9
     for col in ("request_tokens", "response_tokens"):
         for q in (50, 90):
@@ -104,10 +106,18 @@ def test_week_at_ten_times_the_rate_keeps_the_profile(week, tmp_path):
     syn = synth_frame(params, tmp_path, 0, rate=10 * params.mean_rate)
     span = params.source.duration_s
     assert rel(len(syn) / span, 10 * params.mean_rate) <= 0.05
-    r = np.corrcoef(hour_profile(src["timestamp"].to_numpy()), hour_profile(syn["timestamp"].to_numpy()))[0, 1]
+    r = np.corrcoef(
+        hour_profile(src["timestamp"].to_numpy()), hour_profile(syn["timestamp"].to_numpy())
+    )[0, 1]
     assert r >= 0.9
     # burstiness is a property of the shape, not the rate: the CV stays in the source's range
-    assert rel(interarrival_cv(syn["timestamp"].to_numpy()), interarrival_cv(src["timestamp"].to_numpy())) < 0.5
+    assert (
+        rel(
+            interarrival_cv(syn["timestamp"].to_numpy()),
+            interarrival_cv(src["timestamp"].to_numpy()),
+        )
+        < 0.5
+    )
 
 
 @pytest.mark.parametrize("seed", SEEDS)

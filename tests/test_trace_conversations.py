@@ -64,18 +64,23 @@ def test_think_time_and_speedup(tmp_path):
     assert conv.scheduled_offsets == (0.0, 30.0, 38.0)
     fast = prepare(raw, window="100+60", speedup=4).conversation(0)
     assert [t.think_s for t in fast.turns] == [5.0, 0.0, 0.0]
-    assert [t.elapsed_s for t in fast.turns] == [10.0, 8.0, 3.0]      # service time never scaled
+    assert [t.elapsed_s for t in fast.turns] == [10.0, 8.0, 3.0]  # service time never scaled
     assert [t.trace_offset_s for t in fast.turns] == [0.0, 7.5, 8.75]
     assert fast.scheduled_offsets == (0.0, 15.0, 23.0)
 
 
 def test_failed_rows_skip_or_send(tmp_path):
-    rows = [row8(1, "s", 2, 5, 5), row8(10, "s", 0, 0, 0), row8(20, "s", 2, 9, 5), row8(30, None, 1, 0, 0)]
+    rows = [
+        row8(1, "s", 2, 5, 5),
+        row8(10, "s", 0, 0, 0),
+        row8(20, "s", 2, 9, 5),
+        row8(30, None, 1, 0, 0),
+    ]
     raw = load_trace(write_csv(tmp_path / "t.csv", HEADER_8, rows))
     skip = prepare(raw)
     assert skip.meta["failed_rows"] == 2 and skip.meta["failed"] == "skip"
     assert skip.n_conversations == 1 and [t.row for t in skip.conversation(0).turns] == [1, 3]
-    assert skip.conversation(0).turns[0].think_s == 17.0     # 20 - (1 + 2): the failed turn is gone
+    assert skip.conversation(0).turns[0].think_s == 17.0  # 20 - (1 + 2): the failed turn is gone
     send = prepare(raw, failed="send")
     assert send.meta["failed_rows"] == 2 and send.n_requests == 4
     assert [t.failed for c in send.conversations() for t in c.turns] == [False, True, False, True]
@@ -91,7 +96,7 @@ def test_model_and_log_type_filters():
     assert {(c.model, c.log_type) for c in wl.conversations()} == {("GPT-4", "API log")}
     with pytest.raises(ValueError, match="not in the trace"):
         prepare(raw, models=["Llama-3"])
-    both = prepare(raw, models="gpt-4, ChatGPT")                # a comma-separated string works too
+    both = prepare(raw, models="gpt-4, ChatGPT")  # a comma-separated string works too
     assert both.meta["filters"]["models"] == ["gpt-4", "ChatGPT"] and both.n_requests == len(plain)
 
 
@@ -124,21 +129,40 @@ def test_conversation_index_out_of_range():
 def test_meta_is_json_serializable_and_complete():
     import json
 
-    wl = prepare(load_trace(BURSTGPT_3_400), window="busiest:1h", speedup=2.0, rate_scale=1.5, seed=3)
+    wl = prepare(
+        load_trace(BURSTGPT_3_400), window="busiest:1h", speedup=2.0, rate_scale=1.5, seed=3
+    )
     meta = json.loads(json.dumps(wl.meta))
-    for key in ("file", "sha256", "window", "filters", "speedup", "rate_scale", "seed", "rows_in",
-                "rows_used", "failed_rows", "failed", "conversations", "requests",
-                "elapsed_estimated", "warnings"):
+    for key in (
+        "file",
+        "sha256",
+        "window",
+        "filters",
+        "speedup",
+        "rate_scale",
+        "seed",
+        "rows_in",
+        "rows_used",
+        "failed_rows",
+        "failed",
+        "conversations",
+        "requests",
+        "elapsed_estimated",
+        "warnings",
+    ):
         assert key in meta
     assert meta["window"]["end"] - meta["window"]["start"] == 3600
     assert meta["requests"] == wl.n_requests and meta["conversations"] == wl.n_conversations
 
 
-@pytest.mark.parametrize("options", [
-    {"failed": "send"},
-    {"window": "busiest:1h", "rate_scale": 2.5, "seed": 3},  # copies of conversations
-    {"window": "busiest:1h", "rate_scale": 0.4, "seed": 3},  # a sample of them
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"failed": "send"},
+        {"window": "busiest:1h", "rate_scale": 2.5, "seed": 3},  # copies of conversations
+        {"window": "busiest:1h", "rate_scale": 0.4, "seed": 3},  # a sample of them
+    ],
+)
 def test_class_turns_count_each_conversations_requests_under_its_first_turns_class(options):
     """The web UI's per-class scheduled counts: vectorised, equal to walking every conversation."""
     wl = prepare(load_trace(BURSTGPT_3_400), **options)

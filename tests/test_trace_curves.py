@@ -20,24 +20,44 @@ from tests.test_trace_support import (
 
 
 def _random_trace(rng: np.random.Generator, path, n: int, fractional: bool) -> None:
-    ts = np.sort(rng.uniform(0, 60, n)) if fractional else np.sort(rng.integers(0, 60, n)).astype(float)
+    ts = (
+        np.sort(rng.uniform(0, 60, n))
+        if fractional
+        else np.sort(rng.integers(0, 60, n)).astype(float)
+    )
     sessions = ["a", "b", "c", None, None]
     rows = []
     for t in ts:
         sid = sessions[rng.integers(len(sessions))]
-        elapsed = float(rng.choice([0, 0.5, 1, 2, 3, 7, 15])) if fractional else float(rng.integers(0, 12))
-        rows.append(row8(round(float(t), 3), sid, elapsed, int(rng.integers(1, 50)), int(rng.integers(0, 30))))
+        elapsed = (
+            float(rng.choice([0, 0.5, 1, 2, 3, 7, 15]))
+            if fractional
+            else float(rng.integers(0, 12))
+        )
+        rows.append(
+            row8(
+                round(float(t), 3), sid, elapsed, int(rng.integers(1, 50)), int(rng.integers(0, 30))
+            )
+        )
     write_csv(path, HEADER_8, rows)
 
 
-def _brute_curves(path, window_start: float, window_end: float, speedup: float, length: int, failed: str):
-    plain = [r for r in read_plain(path)
-             if (failed == "send" or r.resp > 0) and window_start <= r.ts < window_end]
+def _brute_curves(
+    path, window_start: float, window_end: float, speedup: float, length: int, failed: str
+):
+    plain = [
+        r
+        for r in read_plain(path)
+        if (failed == "send" or r.resp > 0) and window_start <= r.ts < window_end
+    ]
     convs = brute_schedule(plain, window_start, speedup, lambda r: r.elapsed)
     conv_iv = [(c[0][0], c[-1][0] + c[-1][1]) for c in convs]
     req_iv = [(s, s + el) for c in convs for (s, el, _, _) in c]
-    return (brute_max_per_second(conv_iv, length), brute_arrivals([a for a, _ in req_iv], length),
-            brute_max_per_second(req_iv, length))
+    return (
+        brute_max_per_second(conv_iv, length),
+        brute_arrivals([a for a, _ in req_iv], length),
+        brute_max_per_second(req_iv, length),
+    )
 
 
 @pytest.mark.parametrize("seed", range(60))
@@ -68,20 +88,30 @@ def test_speedup_scales_arrivals_and_think_but_not_service(tmp_path):
     # scaled: conversation s starts 0, turn 1 at 40 + 60/4 = 55, ends 95; single at 5..45
     assert wl.duration_s == 50 and len(wl.curves) == 50
     c = wl.curves.concurrency
-    assert c[0:5].tolist() == [1] * 5 and c[5:45].tolist() == [2] * 40 and c[45:50].tolist() == [1] * 5
+    assert (
+        c[0:5].tolist() == [1] * 5 and c[5:45].tolist() == [2] * 40 and c[45:50].tolist() == [1] * 5
+    )
     f = wl.curves.in_flight
-    assert f[0:5].tolist() == [1] * 5 and f[5:40].tolist() == [2] * 35 and f[40:45].tolist() == [1] * 5
-    assert f[45:50].tolist() == [0] * 5            # the think gap: nothing in flight until 55
-    assert wl.curves.arrivals.tolist() == [1] + [0] * 4 + [1] + [0] * 44   # turn 1 (55) is past the end
+    assert (
+        f[0:5].tolist() == [1] * 5 and f[5:40].tolist() == [2] * 35 and f[40:45].tolist() == [1] * 5
+    )
+    assert f[45:50].tolist() == [0] * 5  # the think gap: nothing in flight until 55
+    assert (
+        wl.curves.arrivals.tolist() == [1] + [0] * 4 + [1] + [0] * 44
+    )  # turn 1 (55) is past the end
 
 
 def test_speedup_against_brute_force_on_the_genuine_slice():
     raw = load_trace(BURSTGPT_3_400)
     wl = prepare(raw, window="busiest:1h", speedup=3)
-    conc, arr, flight = _brute_curves(BURSTGPT_3_400, wl.window.start, wl.window.end, 3.0,
-                                      len(wl.curves), "skip")
-    plain_rows = [r for r in read_plain(BURSTGPT_3_400)
-                  if r.resp > 0 and wl.window.start <= r.ts < wl.window.end]
+    conc, arr, flight = _brute_curves(
+        BURSTGPT_3_400, wl.window.start, wl.window.end, 3.0, len(wl.curves), "skip"
+    )
+    plain_rows = [
+        r
+        for r in read_plain(BURSTGPT_3_400)
+        if r.resp > 0 and wl.window.start <= r.ts < wl.window.end
+    ]
     sched = brute_schedule(plain_rows, wl.window.start, 3.0, lambda r: r.elapsed)
     assert wl.n_conversations == len(sched)
     assert wl.curves.concurrency.tolist() == conc
@@ -108,8 +138,12 @@ def test_intervals_outside_the_window_are_ignored():
 
 
 def test_curves_at_is_constant_time_lookup_and_zero_outside():
-    c = Curves(concurrency=np.array([3, 4], np.int32), arrivals=np.array([1, 0], np.int32),
-               in_flight=np.array([2, 2], np.int32), estimated=False)
+    c = Curves(
+        concurrency=np.array([3, 4], np.int32),
+        arrivals=np.array([1, 0], np.int32),
+        in_flight=np.array([2, 2], np.int32),
+        estimated=False,
+    )
     assert c.at(0) == (3, 1, 2) and c.at(1.99) == (4, 0, 2)
     assert c.at(2) == (0, 0, 0) and c.at(-0.1) == (0, 0, 0)
     assert len(c) == 2
@@ -122,8 +156,10 @@ def test_large_chunked_input_matches_a_simple_count():
     starts = np.sort(rng.integers(0, 200_000, n)).astype(float)
     durs = rng.integers(0, 40, n).astype(float)
     length = 200_000
-    ends = np.maximum(starts + durs, starts + 1)               # whole seconds: [start, max(end, start+1))
-    diff = np.bincount(starts.astype(int), minlength=length + 50) - np.bincount(ends.astype(int), minlength=length + 50)
+    ends = np.maximum(starts + durs, starts + 1)  # whole seconds: [start, max(end, start+1))
+    diff = np.bincount(starts.astype(int), minlength=length + 50) - np.bincount(
+        ends.astype(int), minlength=length + 50
+    )
     want = np.cumsum(diff)[:length]
     assert np.array_equal(max_in_progress(starts, durs, length), want)
 

@@ -10,7 +10,12 @@ import pytest
 from locust_burstgpt.trace import TraceError, load_trace
 from tests.test_trace_support import HEADER_6, HEADER_8, row8, write_csv
 
-GOOD = [row8(10, "s1", 2, 5, 7), row8(11, None, 1, 3, 4), row8(12, "s1", 4, 8, 9), row8(15, None, 0, 2, 2)]
+GOOD = [
+    row8(10, "s1", 2, 5, 7),
+    row8(11, None, 1, 3, 4),
+    row8(12, "s1", 4, 8, 9),
+    row8(15, None, 0, 2, 2),
+]
 
 
 def _err(path) -> TraceError:
@@ -23,8 +28,11 @@ def _err(path) -> TraceError:
 
 
 def test_missing_required_column(tmp_path):
-    path = write_csv(tmp_path / "t.csv", [h for h in HEADER_6 if h != "Response tokens"],
-                     [[1, "ChatGPT", 5, 12, "API log"]])
+    path = write_csv(
+        tmp_path / "t.csv",
+        [h for h in HEADER_6 if h != "Response tokens"],
+        [[1, "ChatGPT", 5, 12, "API log"]],
+    )
     e = _err(path)
     assert e.column == "Response tokens" and e.row is None
     assert "missing required column" in str(e) and "'Response tokens'" in str(e)
@@ -90,8 +98,12 @@ def test_decreasing_timestamps(tmp_path):
 
 def test_wrong_number_of_fields(tmp_path):
     path = tmp_path / "t.csv"
-    lines = ["Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type",
-             "1,ChatGPT,1,2,3,API log", "2,ChatGPT,1,2,3,API log,extra", "3,ChatGPT,1,2,3,API log"]
+    lines = [
+        "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type",
+        "1,ChatGPT,1,2,3,API log",
+        "2,ChatGPT,1,2,3,API log,extra",
+        "3,ChatGPT,1,2,3,API log",
+    ]
     path.write_text("\n".join(lines) + "\n")
     e = _err(path)
     assert e.row == 2 and "expected 6 comma-separated fields" in str(e)
@@ -181,8 +193,8 @@ def test_timestamps_spanning_centuries_are_refused_by_prepare(tmp_path):
 
     rows = [list(r) for r in GOOD]
     rows[3][0] = 1e300
-    raw = load_trace(write_csv(tmp_path / "t.csv", HEADER_8, rows))   # valid numbers, absurd span
+    raw = load_trace(write_csv(tmp_path / "t.csv", HEADER_8, rows))  # valid numbers, absurd span
     with pytest.raises(TraceError) as info:
         prepare(raw)
     assert info.value.column == "Timestamp" and "per-second curves" in str(info.value)
-    assert prepare(raw, window="0+1h").n_requests == 3                  # a window still works
+    assert prepare(raw, window="0+1h").n_requests == 3  # a window still works

@@ -23,8 +23,26 @@ def _slice(path: Path) -> list[str]:
 
 
 SLICES = {"BurstGPT_3": _slice(BURSTGPT_3_400), "BurstGPT_1": _slice(BURSTGPT_1_7DAYS)}
-BAD_VALUES = ["", "abc", "-1", "-0.5", "1e309", "NaN", "inf", "0x10", "1,5", " 12 ", "\u0661\u0662", "9" * 40,
-              "1e300", "3.7", "true", '"7"', "None", "\x00"]
+BAD_VALUES = [
+    "",
+    "abc",
+    "-1",
+    "-0.5",
+    "1e309",
+    "NaN",
+    "inf",
+    "0x10",
+    "1,5",
+    " 12 ",
+    "\u0661\u0662",
+    "9" * 40,
+    "1e300",
+    "3.7",
+    "true",
+    '"7"',
+    "None",
+    "\x00",
+]
 
 
 @st.composite
@@ -32,10 +50,33 @@ def corrupted(draw) -> tuple[str, str]:
     name = draw(st.sampled_from(sorted(SLICES)))
     lines = list(SLICES[name])
     header, rows = lines[0], lines[1:]
-    ops = draw(st.lists(st.sampled_from([
-        "cut_row", "drop_rows", "bad_number", "swap_columns", "swap_values", "bom", "crlf", "empty",
-        "header_only", "huge", "unsorted", "duplicate_header", "duplicate_column", "extra_field",
-        "missing_field", "blank_lines", "no_final_newline"]), min_size=1, max_size=3))
+    ops = draw(
+        st.lists(
+            st.sampled_from(
+                [
+                    "cut_row",
+                    "drop_rows",
+                    "bad_number",
+                    "swap_columns",
+                    "swap_values",
+                    "bom",
+                    "crlf",
+                    "empty",
+                    "header_only",
+                    "huge",
+                    "unsorted",
+                    "duplicate_header",
+                    "duplicate_column",
+                    "extra_field",
+                    "missing_field",
+                    "blank_lines",
+                    "no_final_newline",
+                ]
+            ),
+            min_size=1,
+            max_size=3,
+        )
+    )
     for op in ops:
         if op == "cut_row" and rows:
             i = draw(st.integers(0, len(rows) - 1))
@@ -47,8 +88,11 @@ def corrupted(draw) -> tuple[str, str]:
             i = draw(st.integers(0, len(rows) - 1))
             fields = rows[i].split(",")
             j = draw(st.integers(0, len(fields) - 1))
-            fields[j] = draw(st.sampled_from(BAD_VALUES)) if op == "bad_number" else \
-                draw(st.sampled_from(["9" * 25, "1e300", "18446744073709551617", "-9" * 20]))
+            fields[j] = (
+                draw(st.sampled_from(BAD_VALUES))
+                if op == "bad_number"
+                else draw(st.sampled_from(["9" * 25, "1e300", "18446744073709551617", "-9" * 20]))
+            )
             rows[i] = ",".join(fields)
         elif op == "swap_columns":
             names = header.split(",")
@@ -73,7 +117,9 @@ def corrupted(draw) -> tuple[str, str]:
             rows.insert(draw(st.integers(0, len(rows))), header)
         elif op == "duplicate_column":
             names = header.split(",")
-            names[draw(st.integers(0, len(names) - 1))] = names[draw(st.integers(0, len(names) - 1))]
+            names[draw(st.integers(0, len(names) - 1))] = names[
+                draw(st.integers(0, len(names) - 1))
+            ]
             header = ",".join(names)
         elif op == "extra_field" and rows:
             i = draw(st.integers(0, len(rows) - 1))
@@ -100,7 +146,9 @@ def _check_error(e: TraceError, path: Path, text: str) -> None:
         assert repr(e.column) in str(e) or e.column in str(e), str(e)
 
 
-@settings(max_examples=250, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=250, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(corrupted())
 def test_corrupted_trace_loads_or_raises_trace_error(case):
     name, text = case
@@ -116,7 +164,10 @@ def test_corrupted_trace_loads_or_raises_trace_error(case):
         assert raw.rows <= ROWS + 1
         df = raw.df
         for column in ("request_tokens", "response_tokens", "total_tokens"):
-            assert (df[column] >= 0).all(), (column, df[column].min())  # never a wrapped-around huge value
+            assert (df[column] >= 0).all(), (
+                column,
+                df[column].min(),
+            )  # never a wrapped-around huge value
         assert np.isfinite(df["timestamp"]).all() and (df["timestamp"] >= 0).all()
         elapsed = df["elapsed"].dropna()
         assert np.isfinite(elapsed).all() and (elapsed >= 0).all()

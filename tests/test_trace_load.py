@@ -48,8 +48,16 @@ def test_normalized_frame_matches_an_independent_reader():
     raw = load_trace(BURSTGPT_3_400)
     df = raw.df
     plain = read_plain(BURSTGPT_3_400)
-    assert list(df.columns) == ["timestamp", "session_id", "elapsed", "model", "request_tokens",
-                                "response_tokens", "total_tokens", "log_type"]
+    assert list(df.columns) == [
+        "timestamp",
+        "session_id",
+        "elapsed",
+        "model",
+        "request_tokens",
+        "response_tokens",
+        "total_tokens",
+        "log_type",
+    ]
     assert df["timestamp"].dtype == np.float64 and df["elapsed"].dtype == np.float64
     for col in ("request_tokens", "response_tokens", "total_tokens"):
         assert df[col].dtype == np.int64
@@ -61,7 +69,11 @@ def test_normalized_frame_matches_an_independent_reader():
         assert got["timestamp"] == r.ts and got["elapsed"] == r.elapsed
         assert (None if pd.isna(got["session_id"]) else got["session_id"]) == r.sid
         assert (got["model"], got["log_type"]) == (r.model, r.log)
-        assert (got["request_tokens"], got["response_tokens"], got["total_tokens"]) == (r.req, r.resp, r.total)
+        assert (got["request_tokens"], got["response_tokens"], got["total_tokens"]) == (
+            r.req,
+            r.resp,
+            r.total,
+        )
 
 
 def test_default_trace_is_the_bundled_burstgpt3_slice():
@@ -72,13 +84,24 @@ def test_default_trace_is_the_bundled_burstgpt3_slice():
 
 def test_columns_are_read_by_name_in_any_order(tmp_path):
     src = pd.read_csv(BURSTGPT_3_400)
-    shuffled = src[["Log Type", "Total tokens", "Model", "Timestamp", "Response tokens",
-                    "Elapsed time", "Request tokens", "Session ID"]]
+    shuffled = src[
+        [
+            "Log Type",
+            "Total tokens",
+            "Model",
+            "Timestamp",
+            "Response tokens",
+            "Elapsed time",
+            "Request tokens",
+            "Session ID",
+        ]
+    ]
     path = tmp_path / "shuffled.csv"
     shuffled.to_csv(path, index=False)
     a, b = load_trace(BURSTGPT_3_400).df, load_trace(path).df
-    pd.testing.assert_frame_equal(a.astype({"model": str, "log_type": str}),
-                                  b.astype({"model": str, "log_type": str}))
+    pd.testing.assert_frame_equal(
+        a.astype({"model": str, "log_type": str}), b.astype({"model": str, "log_type": str})
+    )
 
 
 def test_csv_gz_and_parquet_give_the_same_rows(tmp_path):
@@ -101,7 +124,10 @@ def test_parquet_with_text_numbers_and_categories(tmp_path):
     path = tmp_path / "t.parquet"
     df.to_parquet(path)
     raw = load_trace(path)
-    assert raw.df["request_tokens"].tolist() == pd.read_csv(BURSTGPT_1_7DAYS, nrows=50)["Request tokens"].tolist()
+    assert (
+        raw.df["request_tokens"].tolist()
+        == pd.read_csv(BURSTGPT_1_7DAYS, nrows=50)["Request tokens"].tolist()
+    )
     assert raw.df["model"].astype(str).tolist() == df["Model"].astype(str).tolist()
 
 
@@ -130,8 +156,16 @@ def test_total_mismatch_is_counted_not_fatal(tmp_path):
 
 def test_header_names_tolerate_case_and_spacing(tmp_path):
     path = tmp_path / "case.csv"
-    header = ["timestamp", "session_id", " Elapsed Time", "MODEL", "request tokens", "Response_tokens",
-              "Total tokens", "log type"]
+    header = [
+        "timestamp",
+        "session_id",
+        " Elapsed Time",
+        "MODEL",
+        "request tokens",
+        "Response_tokens",
+        "Total tokens",
+        "log type",
+    ]
     write_csv(path, header, [row8(1, "a", 1, 2, 3), row8(2, "a", 1, 4, 5)])
     raw = load_trace(path)
     assert raw.df["request_tokens"].tolist() == [2, 4] and raw.has_elapsed
@@ -139,8 +173,14 @@ def test_header_names_tolerate_case_and_spacing(tmp_path):
 
 def test_decimal_token_counts_and_blank_elapsed_are_accepted(tmp_path):
     path = tmp_path / "decimal.csv"
-    write_csv(path, HEADER_8, [[1.0, "", "", "ChatGPT", "5.0", "7.0", "12.0", "API log"],
-                               [2.5, "s", 3, "GPT-4", 1, 2, 3, "Conversation log"]])
+    write_csv(
+        path,
+        HEADER_8,
+        [
+            [1.0, "", "", "ChatGPT", "5.0", "7.0", "12.0", "API log"],
+            [2.5, "s", 3, "GPT-4", 1, 2, 3, "Conversation log"],
+        ],
+    )
     raw = load_trace(path)
     assert raw.df["request_tokens"].dtype == np.int64
     assert raw.df["request_tokens"].tolist() == [5, 1]

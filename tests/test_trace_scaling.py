@@ -39,17 +39,19 @@ def test_conversations_are_never_split(scale):
     base = _turns_by_conversation(prepare(raw))
     wl = prepare(raw, rate_scale=scale, seed=5)
     scaled = _turns_by_conversation(wl)
-    assert len(scaled) == wl.n_conversations                  # ids are distinct, copies included
+    assert len(scaled) == wl.n_conversations  # ids are distinct, copies included
     for cid, rows in scaled.items():
         original = cid.split("#copy")[0]
-        assert rows == base[original]                          # every turn, in order, nothing else
+        assert rows == base[original]  # every turn, in order, nothing else
     copies = Counter(cid.split("#copy")[0] for cid in scaled)
     if scale > 1:
         assert max(copies.values()) == 3 and min(copies.values()) >= 2
     else:
         assert max(copies.values()) == 1
     assert wl.n_requests == sum(len(r) for r in scaled.values())
-    assert abs(wl.n_requests - scale * sum(len(r) for r in base.values())) <= max(len(r) for r in base.values())
+    assert abs(wl.n_requests - scale * sum(len(r) for r in base.values())) <= max(
+        len(r) for r in base.values()
+    )
 
 
 def test_copies_keep_their_own_timing_and_stay_in_the_window():
@@ -63,7 +65,9 @@ def test_copies_keep_their_own_timing_and_stay_in_the_window():
         orig = by_id[c.id.split("#copy")[0]]
         shift = c.start_s - orig.start_s
         assert [t.think_s for t in c.turns] == [t.think_s for t in orig.turns]
-        assert [t.trace_offset_s for t in c.turns] == pytest.approx([t.trace_offset_s + shift for t in orig.turns])
+        assert [t.trace_offset_s for t in c.turns] == pytest.approx(
+            [t.trace_offset_s + shift for t in orig.turns]
+        )
         if "#copy" not in c.id:
             assert shift == 0
 

@@ -8,8 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HEADER_6 = ["Timestamp", "Model", "Request tokens", "Response tokens", "Total tokens", "Log Type"]
-HEADER_8 = ["Timestamp", "Session ID", "Elapsed time", "Model", "Request tokens", "Response tokens",
-            "Total tokens", "Log Type"]
+HEADER_8 = [
+    "Timestamp",
+    "Session ID",
+    "Elapsed time",
+    "Model",
+    "Request tokens",
+    "Response tokens",
+    "Total tokens",
+    "Log Type",
+]
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
@@ -20,8 +28,15 @@ def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
     return path
 
 
-def row8(ts: float, sid: str | None, elapsed: float, req: int, resp: int, model: str = "ChatGPT",
-         log: str | None = None) -> list[object]:
+def row8(
+    ts: float,
+    sid: str | None,
+    elapsed: float,
+    req: int,
+    resp: int,
+    model: str = "ChatGPT",
+    log: str | None = None,
+) -> list[object]:
     log = log or ("Conversation log" if sid else "API log")
     return [ts, sid or "", elapsed, model, req, resp, req + resp, log]
 
@@ -46,16 +61,25 @@ def read_plain(path: Path) -> list[PlainRow]:
         reader = csv.DictReader(fh)
         for i, r in enumerate(reader, start=1):
             el = r.get("Elapsed time")
-            out.append(PlainRow(
-                row=i, ts=float(r["Timestamp"]), sid=r.get("Session ID") or None,
-                elapsed=float(el) if el not in (None, "") else None, model=r["Model"],
-                req=int(r["Request tokens"]), resp=int(r["Response tokens"]),
-                total=int(r["Total tokens"]), log=r["Log Type"]))
+            out.append(
+                PlainRow(
+                    row=i,
+                    ts=float(r["Timestamp"]),
+                    sid=r.get("Session ID") or None,
+                    elapsed=float(el) if el not in (None, "") else None,
+                    model=r["Model"],
+                    req=int(r["Request tokens"]),
+                    resp=int(r["Response tokens"]),
+                    total=int(r["Total tokens"]),
+                    log=r["Log Type"],
+                )
+            )
     return out
 
 
-def brute_schedule(rows: list[PlainRow], window_start: float, speedup: float,
-                   elapsed_of) -> list[list[tuple[float, float, PlainRow, float]]]:
+def brute_schedule(
+    rows: list[PlainRow], window_start: float, speedup: float, elapsed_of
+) -> list[list[tuple[float, float, PlainRow, float]]]:
     """Conversations as lists of (scheduled start, service, row, scaled think), straight from the
     product definition: group by Session ID in time order, single rows alone, replay model."""
     groups: dict[str, list[PlainRow]] = {}

@@ -23,8 +23,10 @@ from tests.test_trace_support import (
 )
 
 
-@pytest.mark.parametrize("text,seconds", [("600", 600), ("90s", 90), ("10m", 600), ("1.5h", 5400),
-                                          ("2d", 172800), (".5m", 30)])
+@pytest.mark.parametrize(
+    "text,seconds",
+    [("600", 600), ("90s", 90), ("10m", 600), ("1.5h", 5400), ("2d", 172800), (".5m", 30)],
+)
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 
@@ -35,24 +37,43 @@ def test_bad_durations(text):
         parse_duration(text)
 
 
-@pytest.mark.parametrize("text,start,duration", [
-    ("d0+14:00+10m", 14 * 3600, 600),
-    ("d225+09:30:15+1h", 225 * 86400 + 9 * 3600 + 30 * 60 + 15, 3600),
-    ("d3+2h", 3 * 86400, 7200),
-    ("19440110+600", 19440110, 600),
-    ("3600.5+30s", 3600.5, 30),
-])
+@pytest.mark.parametrize(
+    "text,start,duration",
+    [
+        ("d0+14:00+10m", 14 * 3600, 600),
+        ("d225+09:30:15+1h", 225 * 86400 + 9 * 3600 + 30 * 60 + 15, 3600),
+        ("d3+2h", 3 * 86400, 7200),
+        ("19440110+600", 19440110, 600),
+        ("3600.5+30s", 3600.5, 30),
+    ],
+)
 def test_range_grammar(text, start, duration):
     spec = parse_window(text)
     assert (spec.kind, spec.start, spec.duration) == ("range", start, duration)
 
 
-@pytest.mark.parametrize("text", ["d0+25:00+1h", "d0+14:61+1h", "14:00+1h", "busiest", "busiest:",
-                                  "peak:1h", "d0+14:00", "1000-2000", "first:0"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "d0+25:00+1h",
+        "d0+14:61+1h",
+        "14:00+1h",
+        "busiest",
+        "busiest:",
+        "peak:1h",
+        "d0+14:00",
+        "1000-2000",
+        "first:0",
+    ],
+)
 def test_bad_windows_explain_the_grammar(text):
     with pytest.raises(WindowSyntaxError) as info:
         parse_window(text)
-    assert repr(text.strip()) in str(info.value) or "duration" in str(info.value) or "HH:MM" in str(info.value)
+    assert (
+        repr(text.strip()) in str(info.value)
+        or "duration" in str(info.value)
+        or "HH:MM" in str(info.value)
+    )
 
 
 def test_whole_trace_window_covers_every_row():
@@ -81,10 +102,10 @@ def test_first_window_starts_at_the_first_row():
 
 def test_busiest_window_has_the_most_arrivals_brute_force():
     raw = load_trace(BURSTGPT_1_7DAYS)
-    rows = [r for r in read_plain(BURSTGPT_1_7DAYS) if r.resp > 0]   # failed rows skipped by default
+    rows = [r for r in read_plain(BURSTGPT_1_7DAYS) if r.resp > 0]  # failed rows skipped by default
     ts = np.array([r.ts for r in rows])
     wl = prepare(raw, window="busiest:10m")
-    starts = np.arange(int(ts[0]), int(ts[-1]) + 1)                 # every whole-second start
+    starts = np.arange(int(ts[0]), int(ts[-1]) + 1)  # every whole-second start
     counts = np.searchsorted(ts, starts + 600) - np.searchsorted(ts, starts)
     assert wl.n_requests == counts.max()
     assert wl.window.start == starts[np.flatnonzero(counts == counts.max())[0]]  # earliest best
@@ -97,19 +118,27 @@ def test_busiest_respects_filters():
     rows = [r for r in read_plain(BURSTGPT_1_7DAYS) if r.resp > 0 and r.model == "GPT-4"]
     ts = np.array([r.ts for r in rows])
     starts = np.arange(int(ts[0]), int(ts[-1]) + 1)
-    assert wl.n_requests == int((np.searchsorted(ts, starts + 3600) - np.searchsorted(ts, starts)).max())
+    assert wl.n_requests == int(
+        (np.searchsorted(ts, starts + 3600) - np.searchsorted(ts, starts)).max()
+    )
 
 
 def test_peak_concurrency_window_brute_force(tmp_path):
     # Two conversations overlap only around t=100..160: that hour-long stretch is the peak.
-    rows = [row8(0, None, 5, 1, 1), row8(100, "a", 30, 1, 1), row8(120, "b", 20, 1, 1),
-            row8(150, "a", 10, 1, 1), row8(400, None, 3, 1, 1), row8(500, "c", 1, 1, 1)]
+    rows = [
+        row8(0, None, 5, 1, 1),
+        row8(100, "a", 30, 1, 1),
+        row8(120, "b", 20, 1, 1),
+        row8(150, "a", 10, 1, 1),
+        row8(400, None, 3, 1, 1),
+        row8(500, "c", 1, 1, 1),
+    ]
     path = write_csv(tmp_path / "t.csv", HEADER_8, rows)
     wl = prepare(load_trace(path), window="peak-concurrency:60s")
     plain = read_plain(path)
     convs = brute_schedule(plain, 0.0, 1.0, lambda r: r.elapsed)
     curve = brute_max_per_second([(c[0][0], c[-1][0] + c[-1][1]) for c in convs], 501)
-    sums = [sum(curve[s:s + 60]) for s in range(0, 501 - 60 + 1)]
+    sums = [sum(curve[s : s + 60]) for s in range(0, 501 - 60 + 1)]
     assert wl.window.start == sums.index(max(sums))
     assert wl.window.end == wl.window.start + 60
 

@@ -43,9 +43,22 @@ def web_locust(tmp_path):
         port = free_port()
         dump = tmp_path / "dump"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "locust", "-f", str(INSTRUMENTED), "--web-host", "127.0.0.1",
-             "--web-port", str(port), "--host", sim.base_url],
-            cwd=ROOT, stdout=open(tmp_path / "locust.log", "w"), stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "locust",
+                "-f",
+                str(INSTRUMENTED),
+                "--web-host",
+                "127.0.0.1",
+                "--web-port",
+                str(port),
+                "--host",
+                sim.base_url,
+            ],
+            cwd=ROOT,
+            stdout=open(tmp_path / "locust.log", "w"),
+            stderr=subprocess.STDOUT,
             env={**__import__("os").environ, "BURSTGPT_TEST_DUMP": str(dump)},
         )
         url = f"http://127.0.0.1:{port}"
@@ -87,7 +100,9 @@ def test_start_form_runs_replay_and_llm_tab_matches_report(web_locust, artifacts
                 break
             page.wait_for_timeout(500)
         assert state == "stopped", "the shape did not end the run by itself"
-        page.wait_for_function("document.querySelector('header').innerText.toUpperCase().includes('STOPPED')")
+        page.wait_for_function(
+            "document.querySelector('header').innerText.toUpperCase().includes('STOPPED')"
+        )
 
         # the LLM tab's All row against summary.json written by the same run
         summary = json.loads((report_dir / "summary.json").read_text())
@@ -108,18 +123,26 @@ def test_start_form_runs_replay_and_llm_tab_matches_report(web_locust, artifacts
         books = summary["reconciliation"]
         assert int(row["Scheduled"]) == books["scheduled"] and int(row["Sent"]) == books["sent"]
         assert int(row["OK"]) == all_metrics["ok"]
-        assert float(row["TTFT p50 (ms)"]) == pytest.approx(all_metrics["ttft"]["p50"] * 1000, abs=0.051)
+        assert float(row["TTFT p50 (ms)"]) == pytest.approx(
+            all_metrics["ttft"]["p50"] * 1000, abs=0.051
+        )
         assert float(row["E2E p99"]) == pytest.approx(all_metrics["e2e"]["p99"] * 1000, abs=0.051)
         # every class row's books against requests.jsonl, whose lines are the scheduled requests
-        entries = [json.loads(line) for line in (report_dir / "requests.jsonl").read_text().splitlines()]
+        entries = [
+            json.loads(line) for line in (report_dir / "requests.jsonl").read_text().splitlines()
+        ]
         classes = sorted({e["class"] for e in entries})
         assert sorted(k for k in by_class if k != "All") == classes
         for label in classes:
             mine = [e for e in entries if e["class"] == label]
             not_sent = sum(e["outcome"] == "not_sent" for e in mine)
             tab = by_class[label]
-            assert (int(tab["Scheduled"]), int(tab["Sent"]), int(tab["In flight"]),
-                    int(tab["Not sent"])) == (len(mine), len(mine) - not_sent, 0, not_sent), label
+            assert (
+                int(tab["Scheduled"]),
+                int(tab["Sent"]),
+                int(tab["In flight"]),
+                int(tab["Not sent"]),
+            ) == (len(mine), len(mine) - not_sent, 0, not_sent), label
 
         # the charts page draws from the same timeline as timeline.csv
         page.goto(url + "/burstgpt/")
@@ -136,5 +159,8 @@ def test_start_form_runs_replay_and_llm_tab_matches_report(web_locust, artifacts
     observed = data["observed"]
     assert len(targets) >= 15 and len(set(targets)) >= 4  # the curve moves
     assert observed and all(t == actual for t, actual in observed)  # Locust followed every tick
-    assert len(set(shown) & set(targets)) >= 3, (shown, targets)  # the page showed the curve's values
+    assert len(set(shown) & set(targets)) >= 3, (
+        shown,
+        targets,
+    )  # the page showed the curve's values
     assert set(shown) <= set(targets) | {0}

@@ -23,20 +23,54 @@ def free_port() -> int:
 class WebRun:
     """``locust --autostart --autoquit N`` with the web UI on a free port; output goes to ``log``."""
 
-    def __init__(self, tmp: Path, host: str, *args: str, locustfile: Path = INSTRUMENTED,
-                 autoquit_s: int = 5, env: dict | None = None) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        host: str,
+        *args: str,
+        locustfile: Path = INSTRUMENTED,
+        autoquit_s: int = 5,
+        env: dict | None = None,
+    ) -> None:
         self.port = free_port()
         self.log = tmp / "locust.log"
         self._out = open(self.log, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "locust", "-f", str(locustfile), "--autostart", "--autoquit", str(autoquit_s),
-             "--web-host", "127.0.0.1", "--web-port", str(self.port), "--host", host, "--loglevel", "INFO", *args],
-            cwd=ROOT, stdout=self._out, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "BURSTGPT_TEST_DUMP": str(tmp / "dump"), **(env or {})})
+            [
+                sys.executable,
+                "-m",
+                "locust",
+                "-f",
+                str(locustfile),
+                "--autostart",
+                "--autoquit",
+                str(autoquit_s),
+                "--web-host",
+                "127.0.0.1",
+                "--web-port",
+                str(self.port),
+                "--host",
+                host,
+                "--loglevel",
+                "INFO",
+                *args,
+            ],
+            cwd=ROOT,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            env={
+                **os.environ,
+                "PYTHONUNBUFFERED": "1",
+                "BURSTGPT_TEST_DUMP": str(tmp / "dump"),
+                **(env or {}),
+            },
+        )
 
     def get(self, path: str, timeout: float = 10.0) -> tuple[int, str]:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=timeout) as resp:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.port}{path}", timeout=timeout
+            ) as resp:
                 return resp.status, resp.read().decode("utf-8", "replace")
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode("utf-8", "replace")
@@ -46,7 +80,9 @@ class WebRun:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"locust exited ({self.proc.returncode}) before {what}:\n{self.output()[-3000:]}")
+                raise AssertionError(
+                    f"locust exited ({self.proc.returncode}) before {what}:\n{self.output()[-3000:]}"
+                )
             try:
                 if predicate():
                     return

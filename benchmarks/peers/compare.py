@@ -30,10 +30,10 @@ class RunResult:
     usage: TreeUsage | None = None
     parsed: Parsed | None = None
     fidelity: fidelity.Fidelity | None = None
-    server_tokens: int = 0          # generated tokens the server counted during the run
+    server_tokens: int = 0  # generated tokens the server counted during the run
     replay_cpu_s: float = float("nan")
     replay_wall_s: float = float("nan")
-    server_cpu_s: float = float("nan")     # the server process's CPU during the run
+    server_cpu_s: float = float("nan")  # the server process's CPU during the run
     background_cores: float = float("nan")  # everything else the machine ran, in cores (noise)
     error: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -54,26 +54,46 @@ class RunResult:
         u = self.usage
         p = self.parsed
         return {
-            "server": self.server, "pass": self.pass_index + 1, "tool": self.tool, "label": self.label, "version": self.version,
-            "command": shlex.join(self.command), "error": self.error, "notes": self.notes,
-            "completed": p.completed if p else None, "failed": p.failed if p else None,
-            "tool_output_tokens": p.output_tokens if p else None, "server_tokens": self.server_tokens,
+            "server": self.server,
+            "pass": self.pass_index + 1,
+            "tool": self.tool,
+            "label": self.label,
+            "version": self.version,
+            "command": shlex.join(self.command),
+            "error": self.error,
+            "notes": self.notes,
+            "completed": p.completed if p else None,
+            "failed": p.failed if p else None,
+            "tool_output_tokens": p.output_tokens if p else None,
+            "server_tokens": self.server_tokens,
             "tool_lateness_p99_ms": p.lateness_p99_ms if p else None,
             "tool_lateness_kind": p.lateness_kind if p else None,
             "fidelity": f.__dict__ if f else None,
-            "wall_s": u.wall_s if u else None, "cpu_s": u.cpu_s if u else None,
-            "replay_cpu_s": self.replay_cpu_s, "replay_wall_s": self.replay_wall_s,
-            "cpu_per_1k_tokens": self.cpu_per_1k(), "replay_cpu_per_1k_tokens": self.cpu_per_1k(True),
-            "server_cpu_s": self.server_cpu_s, "background_cores": self.background_cores,
-            "peak_rss_mb": u.peak_rss_mb if u else None, "peak_processes": u.peak_processes if u else None,
+            "wall_s": u.wall_s if u else None,
+            "cpu_s": u.cpu_s if u else None,
+            "replay_cpu_s": self.replay_cpu_s,
+            "replay_wall_s": self.replay_wall_s,
+            "cpu_per_1k_tokens": self.cpu_per_1k(),
+            "replay_cpu_per_1k_tokens": self.cpu_per_1k(True),
+            "server_cpu_s": self.server_cpu_s,
+            "background_cores": self.background_cores,
+            "peak_rss_mb": u.peak_rss_mb if u else None,
+            "peak_processes": u.peak_processes if u else None,
         }
 
 
-def run_tool(tool: Tool, server: Server, schedule: Schedule, workdir: Path, timeout_s: float,
-             log=print, pass_index: int = 0) -> RunResult:
+def run_tool(
+    tool: Tool,
+    server: Server,
+    schedule: Schedule,
+    workdir: Path,
+    timeout_s: float,
+    log=print,
+    pass_index: int = 0,
+) -> RunResult:
     """Run ``tool`` once against ``server`` and measure it; failures are recorded, not raised."""
     workdir.mkdir(parents=True, exist_ok=True)
-    shown = "/".join(workdir.parts[-3:])   # <server>/pass<n>/<tool> under the run's directory
+    shown = "/".join(workdir.parts[-3:])  # <server>/pass<n>/<tool> under the run's directory
     tool.write_inputs(schedule, workdir)
     cmd = tool.command(server, workdir, len(schedule))
     result = RunResult(server.kind, tool.name, tool.label, tool.version, cmd, pass_index)
@@ -83,7 +103,9 @@ def run_tool(tool: Tool, server: Server, schedule: Schedule, workdir: Path, time
         before = generated_tokens(server)
         busy0, server0 = machine_busy_cpu(), process_tree_cpu(server.pid)
         env = {**os.environ, **tool.env()}
-        usage = run_measured(cmd, cwd=workdir, env=env, log_path=workdir / "tool.log", timeout_s=timeout_s)
+        usage = run_measured(
+            cmd, cwd=workdir, env=env, log_path=workdir / "tool.log", timeout_s=timeout_s
+        )
         result.usage = usage
         result.server_cpu_s = process_tree_cpu(server.pid) - server0
         other = machine_busy_cpu() - busy0 - usage.cpu_s - result.server_cpu_s
@@ -105,8 +127,14 @@ def run_tool(tool: Tool, server: Server, schedule: Schedule, workdir: Path, time
     except Exception as exc:  # a peer that breaks must not stop the comparison
         result.error = result.error or f"{type(exc).__name__}: {exc}"
         (workdir / "error.txt").write_text(traceback.format_exc())
-    log(f"{tag}: " + (f"FAILED: {result.error}" if result.error else
-        f"{result.parsed.completed} completed, CPU {result.usage.cpu_s:.1f} s, "
-        f"{result.server_tokens:,} tokens, wall {result.usage.wall_s:.0f} s, "
-        f"other load {result.background_cores:.2f} cores"))
+    log(
+        f"{tag}: "
+        + (
+            f"FAILED: {result.error}"
+            if result.error
+            else f"{result.parsed.completed} completed, CPU {result.usage.cpu_s:.1f} s, "
+            f"{result.server_tokens:,} tokens, wall {result.usage.wall_s:.0f} s, "
+            f"other load {result.background_cores:.2f} cores"
+        )
+    )
     return result

@@ -26,14 +26,14 @@ from .schedule import Schedule
 class Fidelity:
     scheduled: int
     sent: int
-    mae_per_s: float                 # mean |achieved - scheduled| arrivals per second
+    mae_per_s: float  # mean |achieved - scheduled| arrivals per second
     max_abs_per_s: float
-    scheduled_rate: float            # mean scheduled arrivals per second
-    achieved_rate: float             # sent / (span of anchored sends, at least the schedule's)
+    scheduled_rate: float  # mean scheduled arrivals per second
+    achieved_rate: float  # sent / (span of anchored sends, at least the schedule's)
     lag_p50_ms: float
     lag_p99_ms: float
     lag_max_ms: float
-    paired: int                      # requests paired with a scheduled offset
+    paired: int  # requests paired with a scheduled offset
 
 
 def percentile(values: np.ndarray, q: float) -> float:
@@ -45,7 +45,9 @@ def percentile(values: np.ndarray, q: float) -> float:
     return float(s[k])
 
 
-def measure(schedule: Schedule, send_times: np.ndarray, scheduled: np.ndarray | None = None) -> Fidelity:
+def measure(
+    schedule: Schedule, send_times: np.ndarray, scheduled: np.ndarray | None = None
+) -> Fidelity:
     """Fidelity of ``send_times`` (wall-clock seconds) against ``schedule``.
 
     ``scheduled`` (optional, same length as ``send_times``) is each send's own scheduled offset;
@@ -75,9 +77,14 @@ def measure(schedule: Schedule, send_times: np.ndarray, scheduled: np.ndarray | 
     span = max(schedule.duration_s, float(rel.max()))
     sched_rate = len(schedule) / max(schedule.duration_s, 1e-9)
     return Fidelity(
-        scheduled=len(schedule), sent=int(sends.size),
-        mae_per_s=float(err.mean()), max_abs_per_s=float(err.max()),
-        scheduled_rate=sched_rate, achieved_rate=sends.size / max(span, 1e-9),
-        lag_p50_ms=percentile(lag, 50) * 1000.0, lag_p99_ms=percentile(lag, 99) * 1000.0,
-        lag_max_ms=float(lag.max()) * 1000.0, paired=n,
+        scheduled=len(schedule),
+        sent=int(sends.size),
+        mae_per_s=float(err.mean()),
+        max_abs_per_s=float(err.max()),
+        scheduled_rate=sched_rate,
+        achieved_rate=sends.size / max(span, 1e-9),
+        lag_p50_ms=percentile(lag, 50) * 1000.0,
+        lag_p99_ms=percentile(lag, 99) * 1000.0,
+        lag_max_ms=float(lag.max()) * 1000.0,
+        paired=n,
     )

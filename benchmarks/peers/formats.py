@@ -25,7 +25,9 @@ def write_burstgpt_csv(schedule: Schedule, path: Path, model: str = "ChatGPT") -
     """BurstGPT_1-schema CSV with the schedule's offsets as (fractional) timestamps."""
     with open(path, "w", encoding="utf-8") as f:
         f.write(BURSTGPT_HEADER + "\n")
-        for t, p, o in zip(schedule.offsets, schedule.request_tokens, schedule.response_tokens, strict=True):
+        for t, p, o in zip(
+            schedule.offsets, schedule.request_tokens, schedule.response_tokens, strict=True
+        ):
             f.write(f"{t:.6f},{model},{int(p)},{int(o)},{int(p) + int(o)},API log\n")
     return path
 
@@ -33,9 +35,19 @@ def write_burstgpt_csv(schedule: Schedule, path: Path, model: str = "ChatGPT") -
 def write_guidellm_jsonl(schedule: Schedule, path: Path) -> Path:
     """GuideLLM trace_synthetic rows (seconds, prompt and output token counts)."""
     with open(path, "w", encoding="utf-8") as f:
-        for t, p, o in zip(schedule.offsets, schedule.request_tokens, schedule.response_tokens, strict=True):
-            f.write(json.dumps({"timestamp": round(float(t), 6), "prompt_tokens": int(p),
-                                "output_tokens": int(o)}) + "\n")
+        for t, p, o in zip(
+            schedule.offsets, schedule.request_tokens, schedule.response_tokens, strict=True
+        ):
+            f.write(
+                json.dumps(
+                    {
+                        "timestamp": round(float(t), 6),
+                        "prompt_tokens": int(p),
+                        "output_tokens": int(o),
+                    }
+                )
+                + "\n"
+            )
     return path
 
 
@@ -43,10 +55,20 @@ def write_vllm_timed_trace(schedule: Schedule, path: Path) -> Path:
     """vLLM timed_trace rows; ``hash_ids`` cover the prompt in 16-token blocks, none shared."""
     next_block = 0
     with open(path, "w", encoding="utf-8") as f:
-        for t, p, o in zip(schedule.offsets, schedule.request_tokens, schedule.response_tokens, strict=True):
+        for t, p, o in zip(
+            schedule.offsets, schedule.request_tokens, schedule.response_tokens, strict=True
+        ):
             blocks = math.ceil(int(p) / VLLM_BLOCK_TOKENS)
-            f.write(json.dumps({"timestamp": round(float(t), 6), "input_length": int(p),
-                                "output_length": int(o),
-                                "hash_ids": list(range(next_block, next_block + blocks))}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "timestamp": round(float(t), 6),
+                        "input_length": int(p),
+                        "output_length": int(o),
+                        "hash_ids": list(range(next_block, next_block + blocks)),
+                    }
+                )
+                + "\n"
+            )
             next_block += blocks
     return path

@@ -45,11 +45,26 @@ def ensure_peer(tool: str, log=print) -> Installed:
         constraints = d / "constraints.txt"
         constraints.write_text(TORCH_CPU + "\n")
         with open(d / "install.log", "wb") as out:
-            rc = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                                 "-c", str(constraints), pin], stdout=out, stderr=subprocess.STDOUT).returncode
+            rc = subprocess.run(
+                [
+                    str(py),
+                    "-m",
+                    "pip",
+                    "install",
+                    "-q",
+                    "--disable-pip-version-check",
+                    "-c",
+                    str(constraints),
+                    pin,
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            ).returncode
         if rc != 0:
-            raise RuntimeError(f"pip install {pin} failed; see {d / 'install.log'} (the CPU torch wheel "
-                               f"{TORCH_CPU} must be reachable by pip, e.g. with PIP_FIND_LINKS)")
+            raise RuntimeError(
+                f"pip install {pin} failed; see {d / 'install.log'} (the CPU torch wheel "
+                f"{TORCH_CPU} must be reachable by pip, e.g. with PIP_FIND_LINKS)"
+            )
         stamp.write_text(pin + "\n")
     return Installed(str(py), _version(str(py), pin.split("==")[0]))
 
@@ -68,7 +83,9 @@ def ensure_llamacpp(log=print) -> dict[str, str]:
     paths = CACHE / "llamacpp" / "paths.json"
     if not paths.exists():
         log("installing llama.cpp with tests/servers/install_llamacpp.sh")
-        subprocess.run(["bash", str(ROOT / "tests" / "servers" / "install_llamacpp.sh")], check=True)
+        subprocess.run(
+            ["bash", str(ROOT / "tests" / "servers" / "install_llamacpp.sh")], check=True
+        )
     return json.loads(paths.read_text())
 
 
@@ -77,6 +94,9 @@ def vllm_version(python: str) -> str:
 
 
 def _version(python: str, dist: str) -> str:
-    out = subprocess.run([python, "-c", f"import importlib.metadata as m; print(m.version({dist!r}))"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [python, "-c", f"import importlib.metadata as m; print(m.version({dist!r}))"],
+        capture_output=True,
+        text=True,
+    )
     return f"{dist} {out.stdout.strip() or '?'}"

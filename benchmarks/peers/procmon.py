@@ -30,10 +30,10 @@ class TreeUsage:
 
     returncode: int
     wall_s: float
-    cpu_s: float                     # user + system of the whole tree, whole run
-    peak_rss_mb: float               # peak of the tree's summed RSS
+    cpu_s: float  # user + system of the whole tree, whole run
+    peak_rss_mb: float  # peak of the tree's summed RSS
     peak_processes: int
-    started_at: float                # wall clock
+    started_at: float  # wall clock
     samples: list[tuple[float, float]] = field(default_factory=list)  # (wall time, tree CPU so far)
     timed_out: bool = False
 
@@ -61,7 +61,7 @@ class _Sampler(threading.Thread):
         self.root = psutil.Process(pid)
         self.interval_s = interval_s
         self.stop_event = threading.Event()
-        self.cpu: dict[tuple[int, float], float] = {}   # (pid, create_time) -> own CPU seconds
+        self.cpu: dict[tuple[int, float], float] = {}  # (pid, create_time) -> own CPU seconds
         self.samples: list[tuple[float, float]] = []
         self.peak_rss = 0
         self.peak_procs = 0
@@ -95,15 +95,29 @@ class _Sampler(threading.Thread):
         self.samples.append((time.time(), sum(self.cpu.values())))
 
 
-def run_measured(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
-                 log_path: Path, timeout_s: float, interval_s: float = 0.2) -> TreeUsage:
+def run_measured(
+    cmd: list[str],
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    log_path: Path,
+    timeout_s: float,
+    interval_s: float = 0.2,
+) -> TreeUsage:
     """Run ``cmd`` to completion (killing its process group after ``timeout_s``) and measure it."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
     t0 = time.monotonic()
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         sampler = _Sampler(proc.pid, interval_s)
         sampler.start()
         timed_out = False
@@ -122,14 +136,21 @@ def run_measured(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str]
         proc.returncode = os.waitstatus_to_exitcode(status)
         sampler.stop_event.set()
         sampler.join()
-        _kill_group(proc.pid)   # nothing of the tool may outlive its run
+        _kill_group(proc.pid)  # nothing of the tool may outlive its run
     reaped = rusage.ru_utime + rusage.ru_stime
     sampled = sampler.samples[-1][1] if sampler.samples else 0.0
     cpu = max(reaped, sampled)
     samples = [*sampler.samples, (time.time(), cpu)]
-    return TreeUsage(returncode=proc.returncode, wall_s=wall, cpu_s=cpu,
-                     peak_rss_mb=sampler.peak_rss / 2**20, peak_processes=sampler.peak_procs,
-                     started_at=started, samples=samples, timed_out=timed_out)
+    return TreeUsage(
+        returncode=proc.returncode,
+        wall_s=wall,
+        cpu_s=cpu,
+        peak_rss_mb=sampler.peak_rss / 2**20,
+        peak_processes=sampler.peak_procs,
+        started_at=started,
+        samples=samples,
+        timed_out=timed_out,
+    )
 
 
 def _kill_group(pgid: int) -> None:

@@ -40,16 +40,18 @@ class Limits:
 class Schedule:
     """Send offsets (seconds from the first request, which is at 0) and token counts."""
 
-    offsets: np.ndarray            # float64, sorted, offsets[0] == 0
-    request_tokens: np.ndarray     # int64
-    response_tokens: np.ndarray    # int64
-    source: str = ""               # how it was made (trace file, window, speedup, limits)
+    offsets: np.ndarray  # float64, sorted, offsets[0] == 0
+    request_tokens: np.ndarray  # int64
+    response_tokens: np.ndarray  # int64
+    source: str = ""  # how it was made (trace file, window, speedup, limits)
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = self.offsets.size
         if not (self.request_tokens.size == n and self.response_tokens.size == n):
-            raise ValueError("offsets, request_tokens and response_tokens must have the same length")
+            raise ValueError(
+                "offsets, request_tokens and response_tokens must have the same length"
+            )
         if n and (self.offsets[0] != 0.0 or np.any(np.diff(self.offsets) < 0)):
             raise ValueError("offsets must be sorted and start at 0")
 
@@ -75,8 +77,13 @@ class Schedule:
         return int(self.response_tokens.sum())
 
 
-def from_arrays(offsets: np.ndarray, request_tokens: np.ndarray, response_tokens: np.ndarray,
-                limits: Limits | None = None, source: str = "") -> Schedule:
+def from_arrays(
+    offsets: np.ndarray,
+    request_tokens: np.ndarray,
+    response_tokens: np.ndarray,
+    limits: Limits | None = None,
+    source: str = "",
+) -> Schedule:
     """A schedule from raw arrays: sorted by time, shifted so the first request is at 0, capped."""
     limits = limits or Limits()
     off = np.asarray(offsets, dtype=np.float64)
@@ -94,15 +101,22 @@ def from_arrays(offsets: np.ndarray, request_tokens: np.ndarray, response_tokens
     return Schedule(off, req, resp, source=source)
 
 
-def from_trace(path: str | None, window: str, speedup: float, limits: Limits | None = None,
-               max_requests: int | None = None) -> Schedule:
+def from_trace(
+    path: str | None,
+    window: str,
+    speedup: float,
+    limits: Limits | None = None,
+    max_requests: int | None = None,
+) -> Schedule:
     """Rows of ``window`` of the trace (failed rows skipped), timestamps divided by ``speedup``.
 
     ``max_requests`` keeps only the first that many requests, to bound a run.
     """
     raw = load_trace(path)
     wl = prepare(raw, window=window or None, speedup=speedup, failed="skip")
-    turns = [t for c in wl.conversations() for t in c.turns if not t.failed and t.response_tokens > 0]
+    turns = [
+        t for c in wl.conversations() for t in c.turns if not t.failed and t.response_tokens > 0
+    ]
     offsets = np.array([t.trace_offset_s for t in turns], dtype=np.float64)
     req = np.array([t.request_tokens for t in turns], dtype=np.int64)
     resp = np.array([t.response_tokens for t in turns], dtype=np.int64)
@@ -111,9 +125,16 @@ def from_trace(path: str | None, window: str, speedup: float, limits: Limits | N
         offsets, req, resp = offsets[keep], req[keep], resp[keep]
     limits = limits or Limits()
     name = Path(raw.path).name
-    source = (f"{name}, window {window or 'all'} ({wl.window.length:,.0f} trace s), speedup {speedup:g}, "
-              f"{wl.meta['failed_rows']} failed rows skipped, {limits.describe()}")
+    source = (
+        f"{name}, window {window or 'all'} ({wl.window.length:,.0f} trace s), speedup {speedup:g}, "
+        f"{wl.meta['failed_rows']} failed rows skipped, {limits.describe()}"
+    )
     sched = from_arrays(offsets, req, resp, limits, source)
-    sched.meta = {"trace": name, "window": window, "speedup": speedup,
-                  "window_start": wl.window.start, "failed_rows_skipped": wl.meta["failed_rows"]}
+    sched.meta = {
+        "trace": name,
+        "window": window,
+        "speedup": speedup,
+        "window_start": wl.window.start,
+        "failed_rows_skipped": wl.meta["failed_rows"],
+    }
     return sched

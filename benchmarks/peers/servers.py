@@ -27,7 +27,10 @@ from locust_burstgpt.sim import SimulatorProcess
 from .tools import Server
 
 ROOT = Path(__file__).resolve().parents[2]
-TOKEN_COUNTERS = {"sim": "vllm:generation_tokens_total", "llamacpp": "llamacpp:tokens_predicted_total"}
+TOKEN_COUNTERS = {
+    "sim": "vllm:generation_tokens_total",
+    "llamacpp": "llamacpp:tokens_predicted_total",
+}
 
 
 @contextmanager
@@ -36,16 +39,30 @@ def running(kind: str, tokenizer_dir: str, log_dir: Path) -> Iterator[Server]:
     log_dir.mkdir(parents=True, exist_ok=True)
     if kind == "sim":
         with SimulatorProcess(profile="fast", log_file=log_dir / "sim.log") as sim:
-            yield Server("sim", sim.base_url, "burstgpt-sim", tokenizer_dir, text_prompts_only=True, pid=sim.pid)
+            yield Server(
+                "sim",
+                sim.base_url,
+                "burstgpt-sim",
+                tokenizer_dir,
+                text_prompts_only=True,
+                pid=sim.pid,
+            )
         return
     if kind == "llamacpp":
         if str(ROOT) not in sys.path:
             sys.path.insert(0, str(ROOT))
         from tests.servers.managed import llamacpp_server
+
         server = llamacpp_server(log_dir).start()
         try:
-            yield Server("llamacpp", server.base_url, "smollm2", tokenizer_dir, text_prompts_only=False,
-                         pid=server.proc.pid if server.proc else None)
+            yield Server(
+                "llamacpp",
+                server.base_url,
+                "smollm2",
+                tokenizer_dir,
+                text_prompts_only=False,
+                pid=server.proc.pid if server.proc else None,
+            )
         finally:
             server.stop()
         return
@@ -74,7 +91,11 @@ def process_tree_cpu(pid: int | None) -> float:
 def machine_busy_cpu() -> float:
     """CPU seconds the whole machine spent busy since boot (every state but idle and iowait)."""
     t = psutil.cpu_times()
-    return sum(getattr(t, f) for f in ("user", "nice", "system", "irq", "softirq", "steal") if hasattr(t, f))
+    return sum(
+        getattr(t, f)
+        for f in ("user", "nice", "system", "irq", "softirq", "steal")
+        if hasattr(t, f)
+    )
 
 
 def generated_tokens(server: Server) -> int:

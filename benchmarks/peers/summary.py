@@ -46,8 +46,14 @@ class ToolSummary:
     usable: list[RunResult] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.usable = [r for r in self.runs if r.parsed is not None and r.fidelity is not None
-                       and r.usage is not None and r.parsed.completed > 0]
+        self.usable = [
+            r
+            for r in self.runs
+            if r.parsed is not None
+            and r.fidelity is not None
+            and r.usage is not None
+            and r.parsed.completed > 0
+        ]
 
     @property
     def failed_runs(self) -> list[RunResult]:

@@ -33,12 +33,12 @@ WALL_MINUS_PERF = time.time() - time.perf_counter()
 class Server:
     """The server every tool targets in one comparison."""
 
-    kind: str            # "sim" or "llamacpp"
+    kind: str  # "sim" or "llamacpp"
     base_url: str
     model: str
-    tokenizer_dir: str   # HF tokenizer folder the peers synthesize prompts with
+    tokenizer_dir: str  # HF tokenizer folder the peers synthesize prompts with
     text_prompts_only: bool  # the server rejects token-id prompts on /v1/completions
-    pid: int | None = None   # the server process (its CPU is not background load)
+    pid: int | None = None  # the server process (its CPU is not background load)
 
 
 @dataclass
@@ -49,9 +49,9 @@ class Parsed:
     ends: np.ndarray
     completed: int
     failed: int
-    output_tokens: int | None          # sum of per-request completion tokens the tool recorded
-    lateness_p99_ms: float | None      # the tool's own schedule-lateness figure, if any
-    lateness_kind: str = ""            # what that figure is
+    output_tokens: int | None  # sum of per-request completion tokens the tool recorded
+    lateness_p99_ms: float | None  # the tool's own schedule-lateness figure, if any
+    lateness_kind: str = ""  # what that figure is
     notes: list[str] = field(default_factory=list)
     scheduled: np.ndarray | None = None  # each send's scheduled offset, when the output says it
 
@@ -73,8 +73,12 @@ class Tool:
         raise NotImplementedError
 
     def env(self) -> dict[str, str]:
-        return {"HF_HUB_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1", "TQDM_DISABLE": "1",
-                "PYTHONUNBUFFERED": "1"}
+        return {
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "DO_NOT_TRACK": "1",
+            "TQDM_DISABLE": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
 
     def parse(self, workdir: Path) -> Parsed:
         raise NotImplementedError
@@ -93,11 +97,28 @@ class Ours(Tool):
         formats.write_burstgpt_csv(schedule, workdir / "trace.csv")
 
     def command(self, server: Server, workdir: Path, n_requests: int) -> list[str]:
-        return [self.python, "-m", "locust", "-f", str(ROOT / "locustfiles" / "burstgpt.py"),
-                "--headless", "--only-summary", "--loglevel", "WARNING", "--host", server.base_url,
-                "--burstgpt-trace", str(workdir / "trace.csv"), "--burstgpt-speedup", "1",
-                "--burstgpt-server-metrics", "off", "--burstgpt-report", str(workdir / "report"),
-                *self.extra_args]
+        return [
+            self.python,
+            "-m",
+            "locust",
+            "-f",
+            str(ROOT / "locustfiles" / "burstgpt.py"),
+            "--headless",
+            "--only-summary",
+            "--loglevel",
+            "WARNING",
+            "--host",
+            server.base_url,
+            "--burstgpt-trace",
+            str(workdir / "trace.csv"),
+            "--burstgpt-speedup",
+            "1",
+            "--burstgpt-server-metrics",
+            "off",
+            "--burstgpt-report",
+            str(workdir / "report"),
+            *self.extra_args,
+        ]
 
     def parse(self, workdir: Path) -> Parsed:
         sends, ends, lateness, scheduled = [], [], [], []
@@ -119,9 +140,16 @@ class Ours(Tool):
                     tokens += e.get("completion_tokens") or 0
                 else:
                     failed += 1
-        return Parsed(np.array(sends), np.array(ends), completed, failed, tokens,
-                      percentile(np.array(lateness), 99) * 1000.0 if lateness else None,
-                      "send - scheduled (true schedule origin)", scheduled=np.array(scheduled))
+        return Parsed(
+            np.array(sends),
+            np.array(ends),
+            completed,
+            failed,
+            tokens,
+            percentile(np.array(lateness), 99) * 1000.0 if lateness else None,
+            "send - scheduled (true schedule origin)",
+            scheduled=np.array(scheduled),
+        )
 
 
 class AIPerf(Tool):
@@ -133,13 +161,33 @@ class AIPerf(Tool):
         formats.write_burstgpt_csv(schedule, workdir / "trace.csv")
 
     def command(self, server: Server, workdir: Path, n_requests: int) -> list[str]:
-        return [str(Path(self.python).parent / "aiperf"), "profile",
-                "--model", server.model, "--url", server.base_url, "--endpoint-type", "chat",
-                "--streaming", "--tokenizer", server.tokenizer_dir,
-                "--input-file", str(workdir / "trace.csv"), "--custom-dataset-type", "burst-gpt-trace",
-                "--fixed-schedule", "--extra-inputs", "ignore_eos:true", "--use-server-token-count",
-                "--ui", "none", "--no-server-metrics", "--no-gpu-telemetry",
-                "--artifact-dir", str(workdir / "artifacts")]
+        return [
+            str(Path(self.python).parent / "aiperf"),
+            "profile",
+            "--model",
+            server.model,
+            "--url",
+            server.base_url,
+            "--endpoint-type",
+            "chat",
+            "--streaming",
+            "--tokenizer",
+            server.tokenizer_dir,
+            "--input-file",
+            str(workdir / "trace.csv"),
+            "--custom-dataset-type",
+            "burst-gpt-trace",
+            "--fixed-schedule",
+            "--extra-inputs",
+            "ignore_eos:true",
+            "--use-server-token-count",
+            "--ui",
+            "none",
+            "--no-server-metrics",
+            "--no-gpu-telemetry",
+            "--artifact-dir",
+            str(workdir / "artifacts"),
+        ]
 
     def parse(self, workdir: Path) -> Parsed:
         sends, ends = [], []
@@ -163,8 +211,15 @@ class AIPerf(Tool):
                 tokens += int(osl.get("value") or 0)
         summary = json.loads((workdir / "artifacts" / "profile_export_aiperf.json").read_text())
         lag = summary.get("replay_sched_lag_p99") or {}
-        return Parsed(np.array(sends), np.array(ends), completed, failed, tokens,
-                      lag.get("avg"), "replay_sched_lag_p99 (anchored at the least-late request)")
+        return Parsed(
+            np.array(sends),
+            np.array(ends),
+            completed,
+            failed,
+            tokens,
+            lag.get("avg"),
+            "replay_sched_lag_p99 (anchored at the least-late request)",
+        )
 
 
 class GuideLLM(Tool):
@@ -176,16 +231,28 @@ class GuideLLM(Tool):
         formats.write_guidellm_jsonl(schedule, workdir / "trace.jsonl")
 
     def command(self, server: Server, workdir: Path, n_requests: int) -> list[str]:
-        data = {"kind": "trace_synthetic", "source": {"kind": "json_file", "path": str(workdir / "trace.jsonl")},
-                "timestamp_column": "timestamp", "prompt_tokens_column": "prompt_tokens",
-                "output_tokens_column": "output_tokens"}
-        return [str(Path(self.python).parent / "guidellm"), "run",
-                "--backend", f"kind=openai_http,target={server.base_url},model={server.model}",
-                "--profile", "kind=replay,schedule_turn=timestamp",
-                "--tokenizer", f"kind=huggingface_auto,model={server.tokenizer_dir}",
-                "--data", json.dumps(data),
-                "--output", f"kind=json,path={workdir / 'guidellm.json'}",
-                "--disable-console-interactive"]
+        data = {
+            "kind": "trace_synthetic",
+            "source": {"kind": "json_file", "path": str(workdir / "trace.jsonl")},
+            "timestamp_column": "timestamp",
+            "prompt_tokens_column": "prompt_tokens",
+            "output_tokens_column": "output_tokens",
+        }
+        return [
+            str(Path(self.python).parent / "guidellm"),
+            "run",
+            "--backend",
+            f"kind=openai_http,target={server.base_url},model={server.model}",
+            "--profile",
+            "kind=replay,schedule_turn=timestamp",
+            "--tokenizer",
+            f"kind=huggingface_auto,model={server.tokenizer_dir}",
+            "--data",
+            json.dumps(data),
+            "--output",
+            f"kind=json,path={workdir / 'guidellm.json'}",
+            "--disable-console-interactive",
+        ]
 
     def env(self) -> dict[str, str]:
         return {**super().env(), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -201,7 +268,9 @@ class GuideLLM(Tool):
                 if t.get("request_start") is None:
                     continue
                 sends.append(t["request_start"])
-                scheduled.append((r["info"].get("settings") or {}).get("relative_timestamp", np.nan))
+                scheduled.append(
+                    (r["info"].get("settings") or {}).get("relative_timestamp", np.nan)
+                )
                 ends.append(t.get("request_end") or t["request_start"])
                 if status == "successful":
                     completed += 1
@@ -210,10 +279,16 @@ class GuideLLM(Tool):
                     failed += 1
         delay = bench["metrics"]["request_dispatch_delay"]["total"]["percentiles"]["p99"]
         sched = np.array(scheduled, dtype=np.float64)
-        return Parsed(np.array(sends), np.array(ends), completed, failed, tokens,
-                      None if delay is None else delay * 1000.0,
-                      "request_dispatch_delay p99 (request start - targeted start)",
-                      scheduled=None if np.isnan(sched).any() else sched)
+        return Parsed(
+            np.array(sends),
+            np.array(ends),
+            completed,
+            failed,
+            tokens,
+            None if delay is None else delay * 1000.0,
+            "request_dispatch_delay p99 (request start - targeted start)",
+            scheduled=None if np.isnan(sched).any() else sched,
+        )
 
 
 class VllmBench(Tool):
@@ -225,30 +300,63 @@ class VllmBench(Tool):
         formats.write_vllm_timed_trace(schedule, workdir / "trace.jsonl")
 
     def command(self, server: Server, workdir: Path, n_requests: int) -> list[str]:
-        cmd = [self.python, str(SHIM), "--backend", "openai", "--base-url", server.base_url,
-               "--endpoint", "/v1/completions", "--model", server.model,
-               "--tokenizer", server.tokenizer_dir, "--dataset-name", "timed_trace",
-               "--dataset-path", str(workdir / "trace.jsonl"), "--num-prompts", str(n_requests),
-               "--ignore-eos", "--save-result", "--save-detailed",
-               "--result-dir", str(workdir), "--result-filename", "vllm.json", "--disable-tqdm"]
+        cmd = [
+            self.python,
+            str(SHIM),
+            "--backend",
+            "openai",
+            "--base-url",
+            server.base_url,
+            "--endpoint",
+            "/v1/completions",
+            "--model",
+            server.model,
+            "--tokenizer",
+            server.tokenizer_dir,
+            "--dataset-name",
+            "timed_trace",
+            "--dataset-path",
+            str(workdir / "trace.jsonl"),
+            "--num-prompts",
+            str(n_requests),
+            "--ignore-eos",
+            "--save-result",
+            "--save-detailed",
+            "--result-dir",
+            str(workdir),
+            "--result-filename",
+            "vllm.json",
+            "--disable-tqdm",
+        ]
         if server.text_prompts_only:
             cmd.append("--text-prompts")
         return cmd
 
     def env(self) -> dict[str, str]:
-        return {**super().env(), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-                "VLLM_NO_USAGE_STATS": "1"}
+        return {
+            **super().env(),
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "VLLM_NO_USAGE_STATS": "1",
+        }
 
     def parse(self, workdir: Path) -> Parsed:
         doc = json.loads((workdir / "vllm.json").read_text())
         starts = np.array(doc["start_times"], dtype=np.float64) + WALL_MINUS_PERF
         latencies = np.array([x or 0.0 for x in doc["latencies"]], dtype=np.float64)
         tokens = sum(int(x or 0) for x in doc["output_lens"])
-        offsets = _offsets_jsonl(workdir / "trace.jsonl")   # results are in input order
-        return Parsed(starts, starts + latencies, int(doc["completed"]), int(doc["failed"]), tokens,
-                      None, "not reported in self-timed mode",
-                      notes=["sends one extra warm-up request (the first prompt) before the run"],
-                      scheduled=offsets[: starts.size] if offsets.size >= starts.size else None)
+        offsets = _offsets_jsonl(workdir / "trace.jsonl")  # results are in input order
+        return Parsed(
+            starts,
+            starts + latencies,
+            int(doc["completed"]),
+            int(doc["failed"]),
+            tokens,
+            None,
+            "not reported in self-timed mode",
+            notes=["sends one extra warm-up request (the first prompt) before the run"],
+            scheduled=offsets[: starts.size] if offsets.size >= starts.size else None,
+        )
 
 
 def _offsets(csv_path: Path) -> np.ndarray:
@@ -268,4 +376,5 @@ TOOLS: dict[str, type[Tool]] = {t.name: t for t in (Ours, AIPerf, GuideLLM, Vllm
 
 def ours(python: str = sys.executable) -> Ours:
     from importlib.metadata import version
+
     return Ours(python, f"locust-burstgpt {version('locust-burstgpt')}, locust {version('locust')}")

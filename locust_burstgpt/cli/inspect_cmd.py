@@ -12,25 +12,54 @@ HELP = "Summarize a BurstGPT trace: mix, conversations, arrivals, burstiness, le
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("trace", nargs="?", default=None,
-                        help="BurstGPT trace (.csv, .csv.gz, .parquet); default: the bundled BurstGPT_3 slice")
-    parser.add_argument("--window", default=None,
-                        help="Only this window: '<start>+<duration>' (start in trace seconds or "
-                             "d<day>+HH:MM, e.g. 'd0+14:00+10m'), 'first:<dur>', 'busiest:<dur>' "
-                             "or 'peak-concurrency:<dur>'; default: the whole trace")
-    parser.add_argument("--model", action="append", default=None, metavar="NAME",
-                        help="Only rows of this model (repeatable, or comma-separated)")
-    parser.add_argument("--log-type", action="append", default=None, metavar="NAME",
-                        help="Only rows of this log type, e.g. 'Conversation log' (repeatable)")
-    parser.add_argument("--failed", choices=("skip", "send"), default="skip",
-                        help="Failed rows (0 response tokens): left out of the replay statistics "
-                             "(skip, default) or kept (send); always counted in failed_rows")
-    parser.add_argument("--speedup", type=float, default=1.0,
-                        help="Divide arrival and think times by this factor (service times are not)")
+    parser.add_argument(
+        "trace",
+        nargs="?",
+        default=None,
+        help="BurstGPT trace (.csv, .csv.gz, .parquet); default: the bundled BurstGPT_3 slice",
+    )
+    parser.add_argument(
+        "--window",
+        default=None,
+        help="Only this window: '<start>+<duration>' (start in trace seconds or "
+        "d<day>+HH:MM, e.g. 'd0+14:00+10m'), 'first:<dur>', 'busiest:<dur>' "
+        "or 'peak-concurrency:<dur>'; default: the whole trace",
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="Only rows of this model (repeatable, or comma-separated)",
+    )
+    parser.add_argument(
+        "--log-type",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="Only rows of this log type, e.g. 'Conversation log' (repeatable)",
+    )
+    parser.add_argument(
+        "--failed",
+        choices=("skip", "send"),
+        default="skip",
+        help="Failed rows (0 response tokens): left out of the replay statistics "
+        "(skip, default) or kept (send); always counted in failed_rows",
+    )
+    parser.add_argument(
+        "--speedup",
+        type=float,
+        default=1.0,
+        help="Divide arrival and think times by this factor (service times are not)",
+    )
     parser.add_argument("--json", action="store_true", help="Print one JSON object instead of text")
-    parser.add_argument("--plot", metavar="OUT.png", default=None,
-                        help="Also write a PNG: concurrency and arrivals per second, hour-of-day "
-                             "profile, request/response length histograms")
+    parser.add_argument(
+        "--plot",
+        metavar="OUT.png",
+        default=None,
+        help="Also write a PNG: concurrency and arrivals per second, hour-of-day "
+        "profile, request/response length histograms",
+    )
     parser.add_argument("--no-progress", action="store_true", help="Never show load progress")
 
 
@@ -46,8 +75,14 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         raw = load_trace(args.trace, progress=False if args.no_progress else None)
-        wl = prepare(raw, models=_names(args.model), log_types=_names(args.log_type),
-                     failed=args.failed, window=args.window, speedup=args.speedup)
+        wl = prepare(
+            raw,
+            models=_names(args.model),
+            log_types=_names(args.log_type),
+            failed=args.failed,
+            window=args.window,
+            speedup=args.speedup,
+        )
         summary = summarize(wl)
     except TraceError as exc:
         print(f"burstgpt inspect: error: {exc}", file=sys.stderr)
@@ -94,13 +129,19 @@ def _num(x: Any, digits: int = 3) -> str:
 
 
 def _row(stats: dict[str, Any]) -> str:
-    return "  ".join(f"{k} {_num(v)}" for k, v in stats.items() if k not in ("estimated", "dequantized"))
+    return "  ".join(
+        f"{k} {_num(v)}" for k, v in stats.items() if k not in ("estimated", "dequantized")
+    )
 
 
 def format_summary(s: dict[str, Any]) -> str:
     """The human-readable version of the summary."""
     w = s["window"]
-    est = " (ESTIMATED service times: not recorded in the trace)" if s["concurrency"]["estimated"] else ""
+    est = (
+        " (ESTIMATED service times: not recorded in the trace)"
+        if s["concurrency"]["estimated"]
+        else ""
+    )
     lines = [
         f"trace      {s['file']}",
         f"sha256     {s['sha256']}",
@@ -113,7 +154,8 @@ def format_summary(s: dict[str, Any]) -> str:
         f"conversations {s['conversations']:,} ({s['requests']:,} requests); turns: "
         + _row(s["turns_per_conversation"]),
         "think time (s)       " + _row(s["think_time_s"]),
-        "arrivals per second  " + _row(s["arrivals_per_s"])
+        "arrivals per second  "
+        + _row(s["arrivals_per_s"])
         + f"  index of dispersion (1 s) {_num(s['index_of_dispersion_1s'])}",
         "inter-arrival (s)    " + _row(s["interarrival_s"]),
         "request tokens       " + _row(s["request_tokens"]),

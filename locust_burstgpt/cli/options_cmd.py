@@ -9,7 +9,9 @@ HELP = "List the --burstgpt-* options of the Locust plugin"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--markdown", action="store_true", help="Print a Markdown table (as in the README)")
+    parser.add_argument(
+        "--markdown", action="store_true", help="Print a Markdown table (as in the README)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,8 +22,9 @@ class LLMClient(Protocol):
     name: str
     cfg: ClientConfig
 
-    def send(self, body: dict[str, Any], record: RequestRecord,
-             headers: dict[str, str] | None = None) -> RequestRecord:
+    def send(
+        self, body: dict[str, Any], record: RequestRecord, headers: dict[str, str] | None = None
+    ) -> RequestRecord:
         """Stream one completion; fill ``record`` in place (exactly one outcome) and return it.
 
         ``body`` is the OpenAI JSON body without ``stream``/``stream_options`` (the client adds

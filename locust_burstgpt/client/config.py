@@ -56,8 +56,13 @@ class ClientConfig:
             )
         if self.pool_size < 1:
             raise ClientConfigError(f"pool_size must be >= 1, got {self.pool_size}")
-        for name in ("connect_timeout_s", "first_token_timeout_s", "idle_timeout_s",
-                     "total_timeout_s", "timeout_check_interval_s"):
+        for name in (
+            "connect_timeout_s",
+            "first_token_timeout_s",
+            "idle_timeout_s",
+            "total_timeout_s",
+            "timeout_check_interval_s",
+        ):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ClientConfigError(f"{name} must be > 0 (or None for no limit), got {value}")

@@ -34,11 +34,20 @@ class DeadlineExceeded(Exception):
 class Deadline:
     """Deadlines of one in-flight request (absolute perf_counter seconds)."""
 
-    __slots__ = ("greenlet", "first_token_by", "total_by", "idle_s", "last", "streaming",
-                 "ft_s", "total_s")
+    __slots__ = (
+        "greenlet",
+        "first_token_by",
+        "total_by",
+        "idle_s",
+        "last",
+        "streaming",
+        "ft_s",
+        "total_s",
+    )
 
-    def __init__(self, start: float, first_token_s: float | None, idle_s: float | None,
-                 total_s: float | None) -> None:
+    def __init__(
+        self, start: float, first_token_s: float | None, idle_s: float | None, total_s: float | None
+    ) -> None:
         self.greenlet: Any = getcurrent()
         self.ft_s = first_token_s
         self.total_s = total_s

@@ -80,10 +80,12 @@ class OpenAITransport:
         self._openai = openai
         read = max(cfg.first_token_timeout_s or 0.0, cfg.idle_timeout_s or 0.0) or None
         self._http = openai.DefaultHttpxClient(
-            limits=httpx2.Limits(max_connections=cfg.pool_size,
-                                 max_keepalive_connections=cfg.pool_size),
-            timeout=httpx2.Timeout(connect=cfg.connect_timeout_s, read=read,
-                                   write=cfg.connect_timeout_s, pool=None),
+            limits=httpx2.Limits(
+                max_connections=cfg.pool_size, max_keepalive_connections=cfg.pool_size
+            ),
+            timeout=httpx2.Timeout(
+                connect=cfg.connect_timeout_s, read=read, write=cfg.connect_timeout_s, pool=None
+            ),
             verify=cfg.verify_tls,
         )
         self._client = openai.OpenAI(
@@ -99,8 +101,9 @@ class OpenAITransport:
         self._chunk_type = ChatCompletionChunk if self._chat else Completion
         self._watchdog = Watchdog(cfg.timeout_check_interval_s)
 
-    def send(self, body: dict[str, Any], record: RequestRecord,
-             headers: dict[str, str] | None = None) -> RequestRecord:
+    def send(
+        self, body: dict[str, Any], record: RequestRecord, headers: dict[str, str] | None = None
+    ) -> RequestRecord:
         kwargs = self._kwargs(body)
         extra = {"X-Request-Id": record.request_id} if record.request_id else {}
         if headers:
@@ -129,8 +132,9 @@ class OpenAITransport:
                 dl.last = perf_counter()
                 record.http_status = resp.status_code
                 timed = _TimedResponse(resp.http_response, dl)
-                stream = openai.Stream(cast_to=self._chunk_type, response=timed,
-                                       client=self._client)
+                stream = openai.Stream(
+                    cast_to=self._chunk_type, response=timed, client=self._client
+                )
                 for chunk in stream:
                     self._take(chunk, timed.last, record, parts)
                     if not dl.streaming and record.first_token_at is not None:
@@ -146,9 +150,14 @@ class OpenAITransport:
                     _fail(record, Outcome.STREAM_CUT, "stream ended before [DONE]")
         except DeadlineExceeded as e:
             if record.outcome is not Outcome.OK:  # a stall after [DONE] only costs the connection
-                late = e.kind == IDLE or (e.kind != FIRST_TOKEN and record.first_token_at is not None)
-                _fail(record, Outcome.TIMEOUT_MID_STREAM if late
-                      else Outcome.TIMEOUT_BEFORE_FIRST_TOKEN, str(e))
+                late = e.kind == IDLE or (
+                    e.kind != FIRST_TOKEN and record.first_token_at is not None
+                )
+                _fail(
+                    record,
+                    Outcome.TIMEOUT_MID_STREAM if late else Outcome.TIMEOUT_BEFORE_FIRST_TOKEN,
+                    str(e),
+                )
         except openai.APIStatusError as e:
             record.http_status = e.status_code
             retry_after = e.response.headers.get("retry-after")
@@ -181,8 +190,11 @@ class OpenAITransport:
             _fail(record, Outcome.PROTOCOL_ERROR, f"SSE data is not JSON: {e}")
         except Exception as e:  # noqa: BLE001 - a server fault must never escape as an exception
             if record.outcome is not Outcome.OK:
-                kind = Outcome.STREAM_CUT if timed is not None and "Read" in type(e).__name__ \
+                kind = (
+                    Outcome.STREAM_CUT
+                    if timed is not None and "Read" in type(e).__name__
                     else Outcome.PROTOCOL_ERROR
+                )
                 _fail(record, kind, f"unexpected {type(e).__name__}: {e}")
         except BaseException as e:  # GreenletExit, the caller's own Timeout, KeyboardInterrupt
             record.outcome = Outcome.CANCELLED
@@ -209,8 +221,9 @@ class OpenAITransport:
                 delta = c.delta
                 text = delta.content if delta is not None else None
                 if delta is not None and delta.model_extra:
-                    reasoning = (delta.model_extra.get("reasoning_content")
-                                 or delta.model_extra.get("reasoning"))
+                    reasoning = delta.model_extra.get("reasoning_content") or delta.model_extra.get(
+                        "reasoning"
+                    )
             else:
                 text = c.text
             if text or reasoning:
@@ -238,8 +251,11 @@ class OpenAITransport:
         missing = [k for k in required if k not in body]
         if missing:
             raise ValueError(f"request body lacks {', '.join(missing)}")
-        rest = {k: v for k, v in body.items()
-                if k not in required and k not in ("stream", "stream_options")}
+        rest = {
+            k: v
+            for k, v in body.items()
+            if k not in required and k not in ("stream", "stream_options")
+        }
         options = dict(body.get("stream_options") or {})
         options["include_usage"] = True
         kwargs = {k: body[k] for k in required}
@@ -251,7 +267,9 @@ def _dropped_unanswered(e: BaseException) -> bool:
     """The server closed the connection on the request without a byte of answer: on a kept-alive
     connection, the race with its idle timeout (uvicorn: 5 s), so one resend is due."""
     cause = e.__cause__
-    return type(cause).__name__ == "RemoteProtocolError" and "without sending a response" in str(cause)
+    return type(cause).__name__ == "RemoteProtocolError" and "without sending a response" in str(
+        cause
+    )
 
 
 def _fail(record: RequestRecord, outcome: Outcome, error: str) -> None:

@@ -116,12 +116,19 @@ class RawTransport:
         tls = url.scheme == "https"
         host = url.hostname or ""
         port = url.port or (443 if tls else 80)
-        common = dict(size=cfg.pool_size, connection_timeout=cfg.connect_timeout_s,
-                      network_timeout=None)
+        common = dict(
+            size=cfg.pool_size, connection_timeout=cfg.connect_timeout_s, network_timeout=None
+        )
         if tls:
             self._pool: _PoolMixin = _TLSPool(
-                host, port, host, port, insecure=not cfg.verify_tls,
-                ssl_context_factory=tls_context_factory(cfg.verify_tls), **common)
+                host,
+                port,
+                host,
+                port,
+                insecure=not cfg.verify_tls,
+                ssl_context_factory=tls_context_factory(cfg.verify_tls),
+                **common,
+            )
         else:
             self._pool = _Pool(host, port, host, port, **common)
         self._chat = cfg.endpoint == "chat"
@@ -134,9 +141,13 @@ class RawTransport:
         host_header = host if ":" not in host else f"[{host}]"
         if url.port:
             host_header += f":{url.port}"
-        head = [f"POST {url.path.rstrip('/')}{cfg.path} HTTP/1.1", f"Host: {host_header}",
-                "User-Agent: locust-burstgpt", "Accept: text/event-stream",
-                "Content-Type: application/json"]
+        head = [
+            f"POST {url.path.rstrip('/')}{cfg.path} HTTP/1.1",
+            f"Host: {host_header}",
+            "User-Agent: locust-burstgpt",
+            "Accept: text/event-stream",
+            "Content-Type: application/json",
+        ]
         for name, value in cfg.auth_headers().items():
             if not _HEADER_NAME.match(name) or not _HEADER_VALUE.match(str(value)):
                 raise ClientConfigError(f"invalid HTTP header {name!r} (name or value not allowed)")
@@ -144,12 +155,17 @@ class RawTransport:
         self._head_base = ("\r\n".join(head) + "\r\n").encode("latin-1")
 
     # -- public --------------------------------------------------------------------------------
-    def send(self, body: dict[str, Any], record: RequestRecord,
-             headers: dict[str, str] | None = None) -> RequestRecord:
+    def send(
+        self, body: dict[str, Any], record: RequestRecord, headers: dict[str, str] | None = None
+    ) -> RequestRecord:
         payload = encode_body(body)
-        request = (self._head_base + _request_id_header(record.request_id)
-                   + (encode_headers(headers) if headers else b"")
-                   + b"Content-Length: %d\r\n\r\n" % len(payload) + payload)
+        request = (
+            self._head_base
+            + _request_id_header(record.request_id)
+            + (encode_headers(headers) if headers else b"")
+            + b"Content-Length: %d\r\n\r\n" % len(payload)
+            + payload
+        )
         pool = self._pool
         try:
             pool.acquire_slot()
@@ -210,8 +226,14 @@ class RawTransport:
         self._pool.close()  # type: ignore[attr-defined]
 
     # -- one exchange ------------------------------------------------------------------------
-    def _exchange(self, request: bytes, record: RequestRecord, dl: Deadline,
-                  reader: StreamReader, st: _Exchange) -> None:
+    def _exchange(
+        self,
+        request: bytes,
+        record: RequestRecord,
+        dl: Deadline,
+        reader: StreamReader,
+        st: _Exchange,
+    ) -> None:
         resp, now = self._request(request, record, st)
         dl.last = now
         status = resp.status_code
@@ -248,11 +270,16 @@ class RawTransport:
             record.outcome = Outcome.OK
             st.reusable = not resp.should_close()
             return
-        _fail(record, Outcome.STREAM_CUT,
-              "stream ended before [DONE]" + ("" if resp.message_complete else " (connection closed)"))
+        _fail(
+            record,
+            Outcome.STREAM_CUT,
+            "stream ended before [DONE]"
+            + ("" if resp.message_complete else " (connection closed)"),
+        )
 
-    def _request(self, request: bytes, record: RequestRecord, st: _Exchange
-                 ) -> tuple[HTTPResponse, float]:
+    def _request(
+        self, request: bytes, record: RequestRecord, st: _Exchange
+    ) -> tuple[HTTPResponse, float]:
         """Write the request and read the response head; one resend if a reused socket was stale."""
         pool = self._pool
         for attempt in (1, 2):
@@ -271,14 +298,18 @@ class RawTransport:
                 self._stale += 1
                 if self._reuse and self._stale >= 8 and not self._reused_ok:
                     self._reuse = False
-                    log.info("%s closes connections after each response; connecting afresh "
-                             "for every request", self.cfg.root_url)
+                    log.info(
+                        "%s closes connections after each response; connecting afresh "
+                        "for every request",
+                        self.cfg.root_url,
+                    )
                 if attempt == 2:
                     raise _NoResponse(str(e)) from None
         raise AssertionError("unreachable")
 
-    def _send_and_read_head(self, sock: Any, request: bytes, reused: bool
-                            ) -> tuple[HTTPResponse, float]:
+    def _send_and_read_head(
+        self, sock: Any, request: bytes, reused: bool
+    ) -> tuple[HTTPResponse, float]:
         try:
             sock.sendall(request)
         except OSError as e:
@@ -302,8 +333,9 @@ class RawTransport:
             resp.feed(data)
         return resp, perf_counter()
 
-    def _read_error(self, resp: HTTPResponse, record: RequestRecord, dl: Deadline,
-                    st: _Exchange) -> None:
+    def _read_error(
+        self, resp: HTTPResponse, record: RequestRecord, dl: Deadline, st: _Exchange
+    ) -> None:
         """Keep the start of a non-200 body as the error text; the outcome is HTTP_ERROR."""
         st.phase = "error-body"
         limit = self.cfg.max_error_body_bytes
@@ -357,8 +389,9 @@ class RawTransport:
                 pass
 
 
-def _read_body(sock: Any, resp: HTTPResponse, reader: StreamReader, dl: Deadline,
-               st: _Exchange) -> float:
+def _read_body(
+    sock: Any, resp: HTTPResponse, reader: StreamReader, dl: Deadline, st: _Exchange
+) -> float:
     """Read the rest of a body with the socket's own ``recv`` (TLS); returns the last arrival time."""
     buf, consume, feed, record = resp._body_buffer, reader.consume, resp.feed, reader.record
     while True:
@@ -388,11 +421,22 @@ class _BodyPump:
     through the SSL object's own ``recv``.
     """
 
-    __slots__ = ("_raw", "_watcher", "_greenlet", "_buf", "_consume", "_feed", "_resp", "_dl",
-                 "_st", "_record")
+    __slots__ = (
+        "_raw",
+        "_watcher",
+        "_greenlet",
+        "_buf",
+        "_consume",
+        "_feed",
+        "_resp",
+        "_dl",
+        "_st",
+        "_record",
+    )
 
-    def __init__(self, sock: Any, resp: HTTPResponse, reader: StreamReader, dl: Deadline,
-                 st: _Exchange) -> None:
+    def __init__(
+        self, sock: Any, resp: HTTPResponse, reader: StreamReader, dl: Deadline, st: _Exchange
+    ) -> None:
         self._raw = sock._sock.recv
         self._watcher = gevent.get_hub().loop.io(sock.fileno(), 1)
         self._greenlet: Any = None

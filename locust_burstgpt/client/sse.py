@@ -38,8 +38,17 @@ class SSEServerError(Exception):
 class StreamReader:
     """Consumes SSE bytes and fills one record's token times, text, finish reason and usage."""
 
-    __slots__ = ("record", "chat", "done", "_data", "_data_t", "_event", "_parts", "_times",
-                 "_fields")
+    __slots__ = (
+        "record",
+        "chat",
+        "done",
+        "_data",
+        "_data_t",
+        "_event",
+        "_parts",
+        "_times",
+        "_fields",
+    )
 
     def __init__(self, record: RequestRecord, chat: bool, fields: tuple[str, ...] = ()) -> None:
         self.record = record
@@ -61,8 +70,13 @@ class StreamReader:
         if nl < 0:
             return self.done
         end = len(buf) - 2
-        if (nl == end and self._data is None and self._event is None and buf[end + 1] == 10
-                and buf[:6] == b"data: "):
+        if (
+            nl == end
+            and self._data is None
+            and self._event is None
+            and buf[end + 1] == 10
+            and buf[:6] == b"data: "
+        ):
             # the usual read: exactly one event of one data line ("data: {...}\n\n")
             value = bytes(buf[6:end])
             del buf[:]
@@ -135,7 +149,9 @@ class StreamReader:
                 delta = c.get("delta")
                 text = delta.get("content") if delta else None
                 # reasoning text times a token too, but is not part of the reply
-                counted = text or (delta and (delta.get("reasoning_content") or delta.get("reasoning")))
+                counted = text or (
+                    delta and (delta.get("reasoning_content") or delta.get("reasoning"))
+                )
             else:
                 counted = text = c.get("text")
             if counted:

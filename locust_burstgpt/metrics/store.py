@@ -28,9 +28,21 @@ from locust_burstgpt.metrics.histogram import PERCENTILES, ExactHistogram
 
 LATENCY_METRICS: tuple[str, ...] = ("ttft", "itl", "tpot", "e2e", "lateness", "e2e_ratio")
 ALL = "All"
-_COUNTERS = ("requests", "ok", "good", "prompt_tokens", "completion_tokens", "cached_tokens",
-             "prompt_checked", "prompt_exact", "expected_checked", "expected_exact",
-             "completion_checked", "completion_exact", "cancelled")
+_COUNTERS = (
+    "requests",
+    "ok",
+    "good",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "prompt_checked",
+    "prompt_exact",
+    "expected_checked",
+    "expected_exact",
+    "completion_checked",
+    "completion_exact",
+    "cancelled",
+)
 _FLOATS = ("completion_ratio_sum",)
 
 
@@ -69,8 +81,9 @@ class ClassMetrics:
         self.first_sent_wall = math.inf
         self.last_byte_wall = -math.inf
 
-    def add(self, r: RequestRecord, recorded_elapsed_s: float | None,
-            slo: PerRequestSLO | None) -> None:
+    def add(
+        self, r: RequestRecord, recorded_elapsed_s: float | None, slo: PerRequestSLO | None
+    ) -> None:
         c, h = self.counters, self.hist
         c["requests"] += 1
         outcome = r.outcome.value if r.outcome is not None else "none"
@@ -137,8 +150,12 @@ class ClassMetrics:
         span = self.last_byte_wall - self.first_sent_wall
         return span if math.isfinite(span) and span > 0 else None
 
-    def summary(self, slo: PerRequestSLO | None, duration_s: float | None,
-                percentiles: tuple[float, ...] = PERCENTILES) -> dict[str, Any]:
+    def summary(
+        self,
+        slo: PerRequestSLO | None,
+        duration_s: float | None,
+        percentiles: tuple[float, ...] = PERCENTILES,
+    ) -> dict[str, Any]:
         c = self.counters
         duration = duration_s if duration_s is not None else self.span_s
         finished = c["requests"] - c["cancelled"]
@@ -169,8 +186,9 @@ class ClassMetrics:
             "prompt_exact_fraction": _ratio(c["prompt_exact"], c["prompt_checked"]),
             "prompt_as_built_fraction": _ratio(c["expected_exact"], c["expected_checked"]),
             "completion_exact_fraction": _ratio(c["completion_exact"], c["completion_checked"]),
-            "completion_mean_ratio": _ratio(self.floats["completion_ratio_sum"],
-                                            c["completion_checked"]),
+            "completion_mean_ratio": _ratio(
+                self.floats["completion_ratio_sum"], c["completion_checked"]
+            ),
         }
         return out
 
@@ -180,7 +198,9 @@ class ClassMetrics:
             "outcomes": dict(self.outcomes),
             "counters": dict(self.counters),
             "floats": dict(self.floats),
-            "first_sent_wall": self.first_sent_wall if math.isfinite(self.first_sent_wall) else None,
+            "first_sent_wall": self.first_sent_wall
+            if math.isfinite(self.first_sent_wall)
+            else None,
             "last_byte_wall": self.last_byte_wall if math.isfinite(self.last_byte_wall) else None,
         }
 
@@ -213,8 +233,9 @@ class MetricsStore:
         """Thresholds for goodput; applies to requests recorded from now on."""
         self.slo = slo
 
-    def record(self, label: str, record: RequestRecord,
-               recorded_elapsed_s: float | None = None) -> None:
+    def record(
+        self, label: str, record: RequestRecord, recorded_elapsed_s: float | None = None
+    ) -> None:
         """Account one finished request under ``label``."""
         cm = self.classes.get(label)
         if cm is None:
@@ -235,8 +256,9 @@ class MetricsStore:
         return self
 
     @classmethod
-    def merged(cls, parts: Iterable[MetricsStore | Mapping[str, Any]],
-               slo: PerRequestSLO | None = None) -> MetricsStore:
+    def merged(
+        cls, parts: Iterable[MetricsStore | Mapping[str, Any]], slo: PerRequestSLO | None = None
+    ) -> MetricsStore:
         """One store from several (e.g. the latest report of every worker)."""
         store = cls(slo)
         for p in parts:
@@ -250,11 +272,14 @@ class MetricsStore:
             total.merge(cm)
         return total
 
-    def summary(self, duration_s: float | None = None,
-                percentiles: tuple[float, ...] = PERCENTILES) -> dict[str, Any]:
+    def summary(
+        self, duration_s: float | None = None, percentiles: tuple[float, ...] = PERCENTILES
+    ) -> dict[str, Any]:
         """``{label: {...}, "All": {...}}``: counts, latency percentiles (s), rates, goodput."""
-        out = {label: cm.summary(self.slo, duration_s, percentiles)
-               for label, cm in sorted(self.classes.items())}
+        out = {
+            label: cm.summary(self.slo, duration_s, percentiles)
+            for label, cm in sorted(self.classes.items())
+        }
         out[ALL] = self.total().summary(self.slo, duration_s, percentiles)
         return out
 

@@ -69,9 +69,20 @@ class Controller:
     def ensure_workload(self, environment: Any) -> Any:
         """(Re)build settings and workload from the current options; only when they changed."""
         settings = settings_from_options(environment.parsed_options)
-        demo = settings.trace is None and settings.window is None and _speedup_is_default(environment)
-        key = (settings.trace, settings.window, settings.models, settings.log_types, settings.failed,
-               settings.speedup, settings.rate_scale, settings.seed, demo)
+        demo = (
+            settings.trace is None and settings.window is None and _speedup_is_default(environment)
+        )
+        key = (
+            settings.trace,
+            settings.window,
+            settings.models,
+            settings.log_types,
+            settings.failed,
+            settings.speedup,
+            settings.rate_scale,
+            settings.seed,
+            demo,
+        )
         if self.workload is not None and key == self.workload_key:
             self.settings = settings
             return self.workload
@@ -80,8 +91,12 @@ class Controller:
         window, speedup = settings.window, settings.speedup
         if demo:
             window, speedup = DEMO_WINDOW, DEMO_SPEEDUP
-            log.info("Bundled BurstGPT_3 slice with no --burstgpt-window/--burstgpt-speedup: replaying "
-                     "its busiest hour (%s) at speedup %g", DEMO_WINDOW, DEMO_SPEEDUP)
+            log.info(
+                "Bundled BurstGPT_3 slice with no --burstgpt-window/--burstgpt-speedup: replaying "
+                "its busiest hour (%s) at speedup %g",
+                DEMO_WINDOW,
+                DEMO_SPEEDUP,
+            )
         started = time.perf_counter()
         try:
             raw = load_trace(settings.trace)
@@ -91,9 +106,14 @@ class Controller:
         _check_filter("--burstgpt-log-types", settings.log_types, raw.df["log_type"])
         try:
             workload = prepare(
-                raw, models=settings.models, log_types=settings.log_types, failed=settings.failed,
-                window=window, speedup=speedup,
-                rate_scale=None if settings.rate_scale == 1.0 else settings.rate_scale, seed=settings.seed,
+                raw,
+                models=settings.models,
+                log_types=settings.log_types,
+                failed=settings.failed,
+                window=window,
+                speedup=speedup,
+                rate_scale=None if settings.rate_scale == 1.0 else settings.rate_scale,
+                seed=settings.seed,
             )
         except WindowSyntaxError as e:
             raise OptionError(f"--burstgpt-window: {e}") from None
@@ -101,16 +121,31 @@ class Controller:
             raise
         except ValueError as e:  # a filter or window the trace cannot satisfy
             raise OptionError(f"the trace options select nothing usable: {e}") from None
-        self.settings, self.workload, self.workload_key, self.demo_defaults = settings, workload, key, demo
+        self.settings, self.workload, self.workload_key, self.demo_defaults = (
+            settings,
+            workload,
+            key,
+            demo,
+        )
         curves = workload.curves
         log.info(
             "Trace %s: %d conversations, %d requests over %.0f s (window %s, speedup %g)%s; peak "
             "concurrency %d -> up to %d users (headroom %g); loaded in %.2f s",
-            workload.meta.get("file"), workload.n_conversations, workload.n_requests, workload.duration_s,
-            window or "whole trace", speedup, " [service times estimated]" if workload.elapsed_estimated else "",
+            workload.meta.get("file"),
+            workload.n_conversations,
+            workload.n_requests,
+            workload.duration_s,
+            window or "whole trace",
+            speedup,
+            " [service times estimated]" if workload.elapsed_estimated else "",
             int(curves.concurrency.max()) if len(curves.concurrency) else 0,
-            int(math.ceil((curves.concurrency.max() if len(curves.concurrency) else 0) * settings.headroom)),
-            settings.headroom, time.perf_counter() - started,
+            int(
+                math.ceil(
+                    (curves.concurrency.max() if len(curves.concurrency) else 0) * settings.headroom
+                )
+            ),
+            settings.headroom,
+            time.perf_counter() - started,
         )
         return workload
 
@@ -159,8 +194,10 @@ def _check_filter(flag: str, wanted: tuple[str, ...] | None, column: Any) -> Non
     present = sorted(str(v) for v in column.dropna().unique())
     missing = [w for w in wanted if w not in present]
     if missing:
-        raise OptionError(f"{flag}: {', '.join(repr(m) for m in missing)} not in the trace; it has: "
-                          f"{', '.join(present)}")
+        raise OptionError(
+            f"{flag}: {', '.join(repr(m) for m in missing)} not in the trace; it has: "
+            f"{', '.join(present)}"
+        )
 
 
 def _speedup_is_default(environment: Any) -> bool:

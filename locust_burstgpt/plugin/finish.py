@@ -36,8 +36,11 @@ def live_ledger(ctl: Any) -> Ledger:
         return ctl.runtime.ledger
     total = Ledger()
     for client_id in ctl.assigned:
-        led = (ctl.lost_workers.get(client_id) or ctl.worker_ledgers.get(client_id)
-               or ctl.live_worker_ledgers.get(client_id))
+        led = (
+            ctl.lost_workers.get(client_id)
+            or ctl.worker_ledgers.get(client_id)
+            or ctl.live_worker_ledgers.get(client_id)
+        )
         if led is not None:
             total = total.add(led)
     return total
@@ -48,28 +51,40 @@ def trust_problems(environment: Any, ctl: Any, ledger: Ledger) -> list[str]:
     if not ledger.balances():
         problems.append(f"the books do not balance: {ledger.format()}")
     if ctl.lost_workers and not ctl.settings.reassign_lost:
-        problems.append(f"{len(ctl.lost_workers)} worker(s) lost during the run ({lost_text(ctl)}); "
-                        "their unfinished requests are counted as not sent (lost_worker). "
-                        "--burstgpt-reassign-lost replays the conversations they had not started elsewhere")
+        problems.append(
+            f"{len(ctl.lost_workers)} worker(s) lost during the run ({lost_text(ctl)}); "
+            "their unfinished requests are counted as not sent (lost_worker). "
+            "--burstgpt-reassign-lost replays the conversations they had not started elsewhere"
+        )
     if ctl.revived_workers:
-        problems.append(f"worker(s) {', '.join(sorted(ctl.revived_workers))} answered after being declared "
-                        "lost: their later results were ignored and may have been sent twice")
+        problems.append(
+            f"worker(s) {', '.join(sorted(ctl.revived_workers))} answered after being declared "
+            "lost: their later results were ignored and may have been sent twice"
+        )
     if ctl.health is not None:
         problems.extend(ctl.health.problems())
     runner = environment.runner
-    if getattr(runner, "cpu_warning_emitted", False) or getattr(runner, "worker_cpu_warning_emitted", False):
-        problems.append("the load generator's CPU was saturated (Locust's CPU warning): send times and "
-                        "latencies include the generator's own delay; use more --processes")
+    if getattr(runner, "cpu_warning_emitted", False) or getattr(
+        runner, "worker_cpu_warning_emitted", False
+    ):
+        problems.append(
+            "the load generator's CPU was saturated (Locust's CPU warning): send times and "
+            "latencies include the generator's own delay; use more --processes"
+        )
     if ctl.report is not None and ctl.report.entries != ledger.scheduled:
-        problems.append(f"the report holds {ctl.report.entries} request entries but {ledger.scheduled} "
-                        "were scheduled")
+        problems.append(
+            f"the report holds {ctl.report.entries} request entries but {ledger.scheduled} "
+            "were scheduled"
+        )
     return problems
 
 
 def lost_text(ctl: Any) -> str:
-    return "; ".join(f"{cid}: {i['why']}, {i['lost_requests']} requests lost, "
-                     f"{i['reassigned_conversations']} conversations reassigned"
-                     for cid, i in sorted(ctl.lost_info.items()))
+    return "; ".join(
+        f"{cid}: {i['why']}, {i['lost_requests']} requests lost, "
+        f"{i['reassigned_conversations']} conversations reassigned"
+        for cid, i in sorted(ctl.lost_info.items())
+    )
 
 
 def run_warnings(ctl: Any) -> list[str]:
@@ -77,12 +92,16 @@ def run_warnings(ctl: Any) -> list[str]:
     entries left out of the timeline's per-second percentiles)."""
     out = []
     if ctl.lost_workers and ctl.settings.reassign_lost:
-        out.append(f"{len(ctl.lost_workers)} worker(s) lost during the run ({lost_text(ctl)}); requests they "
-                   "had in flight or had not finished are counted as not sent (lost_worker)")
+        out.append(
+            f"{len(ctl.lost_workers)} worker(s) lost during the run ({lost_text(ctl)}); requests they "
+            "had in flight or had not finished are counted as not sent (lost_worker)"
+        )
     stale = ctl.report.timeline.stale_values if ctl.report is not None else 0
     if stale:
-        out.append(f"{stale} TTFT/TPOT values reached the report more than {HORIZON_S} s after their second "
-                   "ended; timeline.csv's per-second percentiles leave them out (the run's metrics include them)")
+        out.append(
+            f"{stale} TTFT/TPOT values reached the report more than {HORIZON_S} s after their second "
+            "ended; timeline.csv's per-second percentiles leave them out (the run's metrics include them)"
+        )
     return out
 
 
@@ -97,40 +116,57 @@ def finish_run(environment: Any, ctl: Any) -> None:
     ledger = run_ledger(environment, ctl)
     duration = max(1e-9, time.time() - report.epoch_wall)
     summary = report.metrics.summary(duration_s=duration)
-    verdict = evaluate(ctl.settings.slo_spec, report.metrics, duration, trust_problems(environment, ctl, ledger))
+    verdict = evaluate(
+        ctl.settings.slo_spec, report.metrics, duration, trust_problems(environment, ctl, ledger)
+    )
     warnings = run_warnings(ctl)
     report.close()
     if report.dir is not None:
         report.timeline.write_csv(report.dir / "timeline.csv")
-        report.write_json("summary.json", {
-            "tool": f"locust-burstgpt {__version__}",
-            "settings": ctl.settings.public_dict(),
-            "trace": ctl.workload.meta,
-            "demo_defaults": ctl.demo_defaults,
-            "host": environment.host,
-            "server": ctl.server_description,
-            "end_reason": ctl.end_reason or "stopped",
-            "epoch_wall": report.epoch_wall,
-            "run_duration_s": duration,
-            "reconciliation": {**ledger.to_dict(), "balances": ledger.balances(),
-                               "entries": report.entry_ledger()},
-            "metrics": summary,
-            "verdict": verdict.to_dict(),
-            "warnings": warnings,
-            "lost_workers": ctl.lost_info,
-            "generator": ctl.health.summary() if ctl.health is not None else None,
-        })
+        report.write_json(
+            "summary.json",
+            {
+                "tool": f"locust-burstgpt {__version__}",
+                "settings": ctl.settings.public_dict(),
+                "trace": ctl.workload.meta,
+                "demo_defaults": ctl.demo_defaults,
+                "host": environment.host,
+                "server": ctl.server_description,
+                "end_reason": ctl.end_reason or "stopped",
+                "epoch_wall": report.epoch_wall,
+                "run_duration_s": duration,
+                "reconciliation": {
+                    **ledger.to_dict(),
+                    "balances": ledger.balances(),
+                    "entries": report.entry_ledger(),
+                },
+                "metrics": summary,
+                "verdict": verdict.to_dict(),
+                "warnings": warnings,
+                "lost_workers": ctl.lost_info,
+                "generator": ctl.health.summary() if ctl.health is not None else None,
+            },
+        )
         try:
             from locust_burstgpt.report.charts import write_report_png
 
-            write_report_png(report.timeline.rows(), report.dir / "report.png", title=ctl.chart_title())
+            write_report_png(
+                report.timeline.rows(), report.dir / "report.png", title=ctl.chart_title()
+            )
         except Exception:  # noqa: BLE001 - a chart must not cost the run its verdict
             log.exception("could not draw report.png")
-    text = "\n".join([
-        "", metrics_table(summary), length_line(summary), ledger.format(), *verdict.lines(),
-        *(f"WARNING: {w}" for w in warnings),
-        *(f"Report written to {report.dir}" for _ in [0] if report.dir is not None), "",
-    ])
+    text = "\n".join(
+        [
+            "",
+            metrics_table(summary),
+            length_line(summary),
+            ledger.format(),
+            *verdict.lines(),
+            *(f"WARNING: {w}" for w in warnings),
+            *(f"Report written to {report.dir}" for _ in [0] if report.dir is not None),
+            "",
+        ]
+    )
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
     ctl.last_summary = summary

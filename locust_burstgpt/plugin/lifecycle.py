@@ -54,8 +54,12 @@ def _add_options(parser: Any, **_kw: Any) -> None:
 
 
 def _fingerprint(workload: Any) -> list:
-    return [workload.meta.get("sha256"), int(workload.n_conversations), int(workload.n_requests),
-            float(workload.duration_s)]
+    return [
+        workload.meta.get("sha256"),
+        int(workload.n_conversations),
+        int(workload.n_requests),
+        float(workload.duration_s),
+    ]
 
 
 def _first_user_class(environment: Any) -> Any:
@@ -83,8 +87,11 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         sys.exit(2)
     _ensure_host(environment)
     if getattr(environment.parsed_options, "run_time", None):
-        log.info("locust-burstgpt applies --run-time itself: the test ends at the window's end or after "
-                 "%s s, whichever comes first", environment.parsed_options.run_time)
+        log.info(
+            "locust-burstgpt applies --run-time itself: the test ends at the window's end or after "
+            "%s s, whichever comes first",
+            environment.parsed_options.run_time,
+        )
     from locust_burstgpt.plugin import webui
 
     webui.install(environment)
@@ -106,8 +113,12 @@ def _ensure_host(environment: Any) -> None:
     sim.__enter__()
     ctl.sim = sim
     environment.host = sim.base_url
-    log.info("No --host given: running against the embedded LLM server simulator (profile %s) at %s. "
-             "Numbers describe the simulator, not a real GPU server.", profile, sim.base_url)
+    log.info(
+        "No --host given: running against the embedded LLM server simulator (profile %s) at %s. "
+        "Numbers describe the simulator, not a real GPU server.",
+        profile,
+        sim.base_url,
+    )
 
 
 @events.quitting.add_listener
@@ -138,22 +149,34 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
     if isinstance(runner, MasterRunner):
         ctl.epoch_wall = time.time() + START_LEAD_MASTER_S
         _start_report(environment)
-        workers = sorted((c for c in runner.clients.values() if c.state != "missing"), key=lambda c: c.id)
+        workers = sorted(
+            (c for c in runner.clients.values() if c.state != "missing"), key=lambda c: c.id
+        )
         if not workers:
             log.error("No workers connected: nothing to replay")
             return
         order = np.arange(workload.n_conversations, dtype=np.int64)
         ctl.watch = WorkerWatch(environment, ctl)
         for k, client in enumerate(workers):
-            indices = order[k:: len(workers)]
+            indices = order[k :: len(workers)]
             ctl.watch.assign(client.id, indices.tolist())
-            runner.send_message("burstgpt_assign", {
-                "indices": indices.astype("<i8").tobytes(), "epoch_wall": ctl.epoch_wall,
-                "fingerprint": _fingerprint(workload), "worker": k, "workers": len(workers),
-            }, client_id=client.id)
+            runner.send_message(
+                "burstgpt_assign",
+                {
+                    "indices": indices.astype("<i8").tobytes(),
+                    "epoch_wall": ctl.epoch_wall,
+                    "fingerprint": _fingerprint(workload),
+                    "worker": k,
+                    "workers": len(workers),
+                },
+                client_id=client.id,
+            )
         ctl.watch.start()
-        log.info("Assigned %d conversations to %d workers (round robin by start time)",
-                 workload.n_conversations, len(workers))
+        log.info(
+            "Assigned %d conversations to %d workers (round robin by start time)",
+            workload.n_conversations,
+            len(workers),
+        )
         return
     ctl.epoch_wall = time.time() + START_LEAD_LOCAL_S
     _start_report(environment)
@@ -185,7 +208,11 @@ def _start_report(environment: Any) -> Any:
     from locust_burstgpt.report.run_report import RunReport
 
     ctl = controller.get()
-    limits = {k: v for k, v in ctl.settings.slo_spec.per_request_limits().items() if k in ("ttft", "tpot", "e2e")}
+    limits = {
+        k: v
+        for k, v in ctl.settings.slo_spec.per_request_limits().items()
+        if k in ("ttft", "tpot", "e2e")
+    }
     ctl.report = RunReport(ctl.epoch_wall, ctl.settings.report_dir, limits)
     ctl.health = ScheduleHealth(ctl.settings.arrival)
     scraper = None
@@ -193,7 +220,9 @@ def _start_report(environment: Any) -> Any:
         from locust_burstgpt.report.server_metrics import ServerMetricsScraper
 
         url = ctl.settings.server_metrics or environment.host.rstrip("/") + "/metrics"
-        scraper = ServerMetricsScraper(url, ctl.settings.api_key, verify_tls=not ctl.settings.insecure)
+        scraper = ServerMetricsScraper(
+            url, ctl.settings.api_key, verify_tls=not ctl.settings.insecure
+        )
     ctl.sampler = SecondSampler(environment, ctl.report, ctl, scraper)
     return ctl.report
 
@@ -204,8 +233,15 @@ def _build_runtime(environment: Any, indices: Any, epoch_wall: float) -> Any:
 
     ctl = controller.get()
     try:
-        runtime = ReplayRuntime(environment, ctl.settings, ctl.workload, list(indices), epoch_wall,
-                                base_url=environment.host, user_class=ctl.user_class)
+        runtime = ReplayRuntime(
+            environment,
+            ctl.settings,
+            ctl.workload,
+            list(indices),
+            epoch_wall,
+            base_url=environment.host,
+            user_class=ctl.user_class,
+        )
     except Exception as e:  # noqa: BLE001 - one clear line, then stop the run
         msg = f"Cannot start the replay against {environment.host}: {e}"
         log.error("%s", msg)
@@ -231,8 +267,11 @@ def _on_assign_more(environment: Any, msg: Any, **_kw: Any) -> None:
     ctl = controller.get()
     indices = np.frombuffer(msg.data["indices"], dtype="<i8").tolist()
     if not ctl.runtime_ready.wait(timeout=10) or ctl.runtime is None:
-        environment.runner.send_message("burstgpt_error", f"worker cannot take {len(indices)} reassigned "
-                                        "conversations: its replay is not running")
+        environment.runner.send_message(
+            "burstgpt_error",
+            f"worker cannot take {len(indices)} reassigned "
+            "conversations: its replay is not running",
+        )
         return
     ctl.runtime.engine.extend(indices)
     log.info("Took over %d conversations of a lost worker", len(indices))
@@ -243,7 +282,9 @@ def _start_worker_replay(environment: Any) -> None:
     assignment = ctl.assignment
     ctl.reset_run()
     if assignment is None:
-        environment.runner.send_message("burstgpt_error", "worker got no assignment before the test started")
+        environment.runner.send_message(
+            "burstgpt_error", "worker got no assignment before the test started"
+        )
         return
     try:
         workload = ctl.ensure_workload(environment)
@@ -315,13 +356,19 @@ def _on_test_stopping(environment: Any, **_kw: Any) -> None:
     runner = environment.runner
     reason = ctl.end_reason or "stopped"
     if isinstance(runner, MasterRunner):
-        alive = [c.id for c in runner.clients.values()
-                 if c.state != "missing" and c.id in ctl.assigned and c.id not in ctl.lost_workers]
+        alive = [
+            c.id
+            for c in runner.clients.values()
+            if c.state != "missing" and c.id in ctl.assigned and c.id not in ctl.lost_workers
+        ]
         for client_id in alive:
             runner.send_message("burstgpt_stop", reason, client_id=client_id)
-        deadline = time.monotonic() + (ctl.settings.drain_timeout_s if ctl.settings else 30.0) + 15.0
+        deadline = (
+            time.monotonic() + (ctl.settings.drain_timeout_s if ctl.settings else 30.0) + 15.0
+        )
         while time.monotonic() < deadline and not all(
-                c in ctl.worker_ledgers or c in ctl.lost_workers for c in alive):
+            c in ctl.worker_ledgers or c in ctl.lost_workers for c in alive
+        ):
             gevent.sleep(0.1)  # the watch keeps running: a worker dying now is accounted as lost
         missing = [c for c in alive if c not in ctl.worker_ledgers and c not in ctl.lost_workers]
         if missing:

@@ -44,7 +44,9 @@ class WorkerBooks:
     sent_by_class: Counter = field(default_factory=Counter)
     outcomes: Counter = field(default_factory=Counter)
     not_sent: Counter = field(default_factory=Counter)
-    seen: Counter = field(default_factory=Counter)  # conversation id -> entries shipped (turns, in order)
+    seen: Counter = field(
+        default_factory=Counter
+    )  # conversation id -> entries shipped (turns, in order)
 
 
 class WorkerWatch:
@@ -67,8 +69,10 @@ class WorkerWatch:
         """Note a message from a worker; False when it was declared lost (ignore the message)."""
         if client_id in self.ctl.lost_workers:
             if not self.ignored[client_id]:
-                log.error("Worker %s answered after it was declared lost; its later results are ignored",
-                          client_id)
+                log.error(
+                    "Worker %s answered after it was declared lost; its later results are ignored",
+                    client_id,
+                )
                 self.ctl.revived_workers.add(client_id)
             self.ignored[client_id] += 1
             return False
@@ -139,15 +143,24 @@ class WorkerWatch:
             for k in range(first, len(conv.turns)):
                 lost += 1
                 if ctl.report is not None:
-                    meta = turn_meta(conv, conv.turns[k], label, f"lost-{client_id[-8:]}-{conv.id}-{k}")
-                    ctl.report.add(not_sent_entry(meta, LOST_REASON, float(offsets[i]) if k == 0 else None))
+                    meta = turn_meta(
+                        conv, conv.turns[k], label, f"lost-{client_id[-8:]}-{conv.id}-{k}"
+                    )
+                    ctl.report.add(
+                        not_sent_entry(meta, LOST_REASON, float(offsets[i]) if k == 0 else None)
+                    )
         last = ctl.live_worker_ledgers.get(client_id) or Ledger()
         ledger = Ledger(
-            scheduled=scheduled, sent=books.sent, outcomes=Counter(books.outcomes),
+            scheduled=scheduled,
+            sent=books.sent,
+            outcomes=Counter(books.outcomes),
             not_sent=Counter(books.not_sent) + Counter({LOST_REASON: lost} if lost else {}),
-            history_trimmed=last.history_trimmed, prompt_raised=last.prompt_raised,
-            prompt_clipped=last.prompt_clipped, conversations_scheduled=len(kept),
-            conversations_started=min(len(kept), last.conversations_started), retries=last.retries,
+            history_trimmed=last.history_trimmed,
+            prompt_raised=last.prompt_raised,
+            prompt_clipped=last.prompt_clipped,
+            conversations_scheduled=len(kept),
+            conversations_started=min(len(kept), last.conversations_started),
+            retries=last.retries,
             sent_by_class=Counter(books.sent_by_class),
         )
         ctl.lost_workers[client_id] = ledger
@@ -155,14 +168,22 @@ class WorkerWatch:
         ctl.assigned[client_id] = len(kept)
         heard = books.last_heard
         ctl.lost_info[client_id] = {
-            "why": why, "detected_at": detected, "last_heard_at": heard,
-            "lost_requests": lost, "reassigned_conversations": len(reassign),
+            "why": why,
+            "detected_at": detected,
+            "last_heard_at": heard,
+            "lost_requests": lost,
+            "reassigned_conversations": len(reassign),
         }
         log.error(
             "Worker %s lost (%s; last heard %s): %d of its requests counted as not sent (%s)%s",
-            client_id, why, f"{detected - heard:.1f} s ago" if heard else "never", lost, LOST_REASON,
+            client_id,
+            why,
+            f"{detected - heard:.1f} s ago" if heard else "never",
+            lost,
+            LOST_REASON,
             f"; {len(reassign)} conversations that had not started reassigned to the other workers"
-            if reassign else "",
+            if reassign
+            else "",
         )
         runner = self.environment.runner
         try:  # if it is only partitioned, not dead, it must stop releasing what others now replay
@@ -176,30 +197,48 @@ class WorkerWatch:
         """Conversations the lost worker cannot have released: none shipped, due well after now."""
         ctl = self.ctl
         if ctl.settings.arrival != "trace":
-            log.warning("--burstgpt-reassign-lost: with --burstgpt-arrival %s every conversation is released "
-                        "at once, so none can be reassigned safely", ctl.settings.arrival)
+            log.warning(
+                "--burstgpt-reassign-lost: with --burstgpt-arrival %s every conversation is released "
+                "at once, so none can be reassigned safely",
+                ctl.settings.arrival,
+            )
             return []
         if not self._survivors():
             return []
         offsets = ctl.workload.start_offsets
         horizon = detected + REASSIGN_MARGIN_S - ctl.epoch_wall
-        return [i for i in books.indices if float(offsets[i]) > horizon
-                and books.seen.get(ctl.workload.conversation(i).id, 0) == 0]
+        return [
+            i
+            for i in books.indices
+            if float(offsets[i]) > horizon
+            and books.seen.get(ctl.workload.conversation(i).id, 0) == 0
+        ]
 
     def _survivors(self) -> list[str]:
         ctl = self.ctl
         clients = self.environment.runner.clients
-        return sorted(c for c in self.books if c not in ctl.lost_workers and c not in ctl.worker_ledgers
-                      and clients.get(c) is not None and clients.get(c).state != "missing")
+        return sorted(
+            c
+            for c in self.books
+            if c not in ctl.lost_workers
+            and c not in ctl.worker_ledgers
+            and clients.get(c) is not None
+            and clients.get(c).state != "missing"
+        )
 
     def _reassign(self, indices: list[int]) -> None:
         survivors = self._survivors()
         order = np.asarray(sorted(indices), dtype=np.int64)
         for k, client_id in enumerate(survivors):
-            share = order[k:: len(survivors)]
+            share = order[k :: len(survivors)]
             if not len(share):
                 continue
             self.assign(client_id, share.tolist())
             self.environment.runner.send_message(
-                "burstgpt_assign_more", {"indices": share.astype("<i8").tobytes()}, client_id=client_id)
-        log.info("Reassigned %d conversations to %d surviving workers", len(indices), len(survivors))
+                "burstgpt_assign_more",
+                {"indices": share.astype("<i8").tobytes()},
+                client_id=client_id,
+            )
+        log.info(
+            "Reassigned %d conversations to %d surviving workers", len(indices), len(survivors)
+        )

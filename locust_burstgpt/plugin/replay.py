@@ -185,7 +185,9 @@ class ReplayEngine:
             prepared = None
             if self.prepare_turn is not None:
                 try:
-                    prepared = self.prepare_turn(state, turn)  # before the due time: not in the lateness
+                    prepared = self.prepare_turn(
+                        state, turn
+                    )  # before the due time: not in the lateness
                 except Exception as e:  # noqa: BLE001 - e.g. the prompt backend failed; nothing was sent
                     state.next_turn += 1
                     self._prompt_failed(state, turn, e)
@@ -198,7 +200,9 @@ class ReplayEngine:
             if self.stopping:
                 return
             state.next_turn += 1  # before sending: a cancelled turn is sent, not "not sent"
-            state.request_started = False  # send_turn sets it (and counts the send) just before the wire
+            state.request_started = (
+                False  # send_turn sets it (and counts the send) just before the wire
+            )
             try:
                 if prepared is None:
                     record = self.send_turn(state, turn)
@@ -216,7 +220,11 @@ class ReplayEngine:
             done = record.last_byte_at or time.perf_counter()
             think = turn.think_s if self.arrival == "trace" else 0.0
             state.next_due = done + think
-            if state.released is not None and state.released.is_set() and state.next_turn < len(conv.turns):
+            if (
+                state.released is not None
+                and state.released.is_set()
+                and state.next_turn < len(conv.turns)
+            ):
                 self._put(state)
                 return
         self._pending.pop(state.index, None)
@@ -224,11 +232,20 @@ class ReplayEngine:
     def _prompt_failed(self, state: ConversationState, turn: Any, e: Exception) -> None:
         """The turn's request could not be built: it is not sent, and the next turn is due no earlier."""
         conv = state.conversation
-        log.error("Conversation %s turn %d not sent: %s: %s", conv.id, turn.index, type(e).__name__, e)
+        log.error(
+            "Conversation %s turn %d not sent: %s: %s", conv.id, turn.index, type(e).__name__, e
+        )
         self.ledger.not_sent["prompt_failed"] += 1
         if self.on_not_sent is not None:
-            self.on_not_sent(conv, state.label, turn.index, state.next_due - self.epoch,
-                             "prompt_failed", turn.index + 1, error=f"{type(e).__name__}: {e}")
+            self.on_not_sent(
+                conv,
+                state.label,
+                turn.index,
+                state.next_due - self.epoch,
+                "prompt_failed",
+                turn.index + 1,
+                error=f"{type(e).__name__}: {e}",
+            )
         state.next_due = max(state.next_due, time.perf_counter())
 
     # -- end of test --------------------------------------------------------------------------
@@ -249,7 +266,9 @@ class ReplayEngine:
         deadline = time.monotonic() + drain_timeout_s
         while self.ledger.in_flight > 0 and time.monotonic() < deadline:
             gevent.sleep(0.05)
-        self.group.kill(block=True, timeout=10)  # the client records CANCELLED for any request cut here
+        self.group.kill(
+            block=True, timeout=10
+        )  # the client records CANCELLED for any request cut here
         self._count_not_sent(reason)
 
     def _count_not_sent(self, reason: str) -> None:
@@ -257,16 +276,23 @@ class ReplayEngine:
         for state in self._pending.values():
             not_sent += state.remaining()
             if self.on_not_sent is not None and state.remaining():
-                self.on_not_sent(state.conversation, state.label, state.next_turn,
-                                 state.next_due - self.epoch, reason)
+                self.on_not_sent(
+                    state.conversation,
+                    state.label,
+                    state.next_turn,
+                    state.next_due - self.epoch,
+                    reason,
+                )
         self._pending.clear()
         for batch in self._batches:
-            rest = batch.indices[batch.next:]
+            rest = batch.indices[batch.next :]
             if self.on_not_sent is not None:
                 offsets = self.workload.start_offsets
                 for i in rest:
                     conv = self.workload.conversation(i)
-                    self.on_not_sent(conv, class_label(conv.model, conv.log_type), 0, float(offsets[i]), reason)
+                    self.on_not_sent(
+                        conv, class_label(conv.model, conv.log_type), 0, float(offsets[i]), reason
+                    )
             not_sent += self._turns_of(rest)
             batch.next = len(batch.indices)
         if not_sent:

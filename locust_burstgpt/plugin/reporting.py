@@ -36,11 +36,20 @@ def connect_runtime(runtime: Any, sink: Any) -> None:
                 entry["scheduled_offset_s"] = round(retries[0]["scheduled_at"] - epoch_wall, 6)
         sink(entry)
 
-    def on_not_sent(conv: Any, label: str, first: int, due: float | None, reason: str,
-                    end: int | None = None, error: str | None = None) -> None:
+    def on_not_sent(
+        conv: Any,
+        label: str,
+        first: int,
+        due: float | None,
+        reason: str,
+        end: int | None = None,
+        error: str | None = None,
+    ) -> None:
         for k in range(first, len(conv.turns) if end is None else end):
             rid = f"{runtime.run_id}-{conv.id}-{k}"
-            entry = not_sent_entry(turn_meta(conv, conv.turns[k], label, rid), reason, due if k == first else None)
+            entry = not_sent_entry(
+                turn_meta(conv, conv.turns[k], label, rid), reason, due if k == first else None
+            )
             if error is not None:  # why the prompt could not be built, for the report's reader
                 entry["error"] = error
             sink(entry)
@@ -103,8 +112,10 @@ class EntryShipper:
     def flush(self) -> None:
         batch, self.buffer = self.buffer, []
         lags = self.probe.take() if self.probe is not None else []
-        self.runner.send_message("burstgpt_entries", {"entries": batch, "ledger": self.ledger.to_dict(),
-                                                      "loop_lag": lags})
+        self.runner.send_message(
+            "burstgpt_entries",
+            {"entries": batch, "ledger": self.ledger.to_dict(), "loop_lag": lags},
+        )
 
     def close(self) -> None:
         self._greenlet.kill(block=False)

@@ -40,8 +40,19 @@ def retry_wait_s(record: RequestRecord) -> float:
 def attempt_summary(record: RequestRecord) -> dict[str, Any]:
     """An earlier attempt of a retried request, as listed in its entry's ``retries``."""
     d = record.to_dict()
-    return {k: d[k] for k in ("request_id", "outcome", "http_status", "error", "scheduled_at", "sent_at",
-                              "last_byte_at", "retry_after_s")}
+    return {
+        k: d[k]
+        for k in (
+            "request_id",
+            "outcome",
+            "http_status",
+            "error",
+            "scheduled_at",
+            "sent_at",
+            "last_byte_at",
+            "retry_after_s",
+        )
+    }
 
 
 @dataclass
@@ -77,22 +88,26 @@ class ReplayRuntime:
         self.run_id = uuid.uuid4().hex[:8]
         self.ledger = Ledger()
         self.listeners: list[RecordListener] = []
-        self.request_hook: Callable[[dict], dict] | None = getattr(user_class, "prepare_request", None)
+        self.request_hook: Callable[[dict], dict] | None = getattr(
+            user_class, "prepare_request", None
+        )
         extra_headers = dict(getattr(user_class, "extra_headers", None) or {})
         peak = int(workload.curves.in_flight.max()) if len(workload.curves.in_flight) else 1
         pool = max(64, 2 * int(peak * settings.headroom) + 16)
-        self.client = make_client(ClientConfig(
-            base_url=self.base_url,
-            api_key=settings.api_key,
-            transport=settings.transport,
-            endpoint=settings.endpoint,
-            connect_timeout_s=settings.connect_timeout_s,
-            first_token_timeout_s=settings.ttft_timeout_s,
-            idle_timeout_s=settings.idle_timeout_s,
-            pool_size=pool,
-            verify_tls=not settings.insecure,
-            extra_headers=extra_headers,
-        ))
+        self.client = make_client(
+            ClientConfig(
+                base_url=self.base_url,
+                api_key=settings.api_key,
+                transport=settings.transport,
+                endpoint=settings.endpoint,
+                connect_timeout_s=settings.connect_timeout_s,
+                first_token_timeout_s=settings.ttft_timeout_s,
+                idle_timeout_s=settings.idle_timeout_s,
+                pool_size=pool,
+                verify_tls=not settings.insecure,
+                extra_headers=extra_headers,
+            )
+        )
         self.server = ServerInfo.discover(self.base_url, settings, self.client)
         self.builder = make_prompt_builder(
             PromptConfig(
@@ -106,12 +121,20 @@ class ReplayRuntime:
             ),
             self.client,
         )
-        log.info("Prompt token counting: %s backend; output length forced for server kind %s",
-                 self.builder.backend_name, self.server.kind)
+        log.info(
+            "Prompt token counting: %s backend; output length forced for server kind %s",
+            self.builder.backend_name,
+            self.server.kind,
+        )
         # epoch: wall clock -> this process's perf_counter
         epoch = time.perf_counter() + (epoch_wall - time.time())
         self.engine = ReplayEngine(
-            workload, indices, epoch, arrival=settings.arrival, send_turn=self.send_turn, ledger=self.ledger,
+            workload,
+            indices,
+            epoch,
+            arrival=settings.arrival,
+            send_turn=self.send_turn,
+            ledger=self.ledger,
             prepare_turn=self.prepare_turn,
         )
 
@@ -120,9 +143,15 @@ class ReplayRuntime:
 
     def describe_server(self) -> dict[str, Any]:
         """What the run was pointed at, for the summary (no secrets)."""
-        return {"base_url": self.base_url, "models": self.server.models, "kind": self.server.kind,
-                "max_model_len": self.server.max_model_len, "model_map": self.server.model_map,
-                "tokenizer_backend": self.builder.backend_name, "transport": self.settings.transport}
+        return {
+            "base_url": self.base_url,
+            "models": self.server.models,
+            "kind": self.server.kind,
+            "max_model_len": self.server.max_model_len,
+            "model_map": self.server.model_map,
+            "tokenizer_backend": self.builder.backend_name,
+            "transport": self.settings.transport,
+        }
 
     # -- one turn -----------------------------------------------------------------------------
     def prepare_turn(self, state: ConversationState, turn: Any) -> PreparedTurn:
@@ -133,7 +162,9 @@ class ReplayRuntime:
         asked = (max(1, turn.request_tokens), max(1, turn.response_tokens))
         prompt_target, output_target = self.server.clip(*asked)
         clipped = (prompt_target, output_target) != asked
-        built = self.builder.build_turn(prompt_target, state.history, conv_key=f"{self.settings.seed}:{conv.id}")
+        built = self.builder.build_turn(
+            prompt_target, state.history, conv_key=f"{self.settings.seed}:{conv.id}"
+        )
         raised = built.expected_prompt_tokens > prompt_target
         if raised:
             # below the chat template's own size (e.g. a default system prompt): unreachable, so the
@@ -146,10 +177,13 @@ class ReplayRuntime:
             body["prompt"] = built.prompt
         if self.request_hook is not None:
             body = self.request_hook(body)
-        return PreparedTurn(body, built, prompt_target, output_target, clipped=clipped, raised=raised)
+        return PreparedTurn(
+            body, built, prompt_target, output_target, clipped=clipped, raised=raised
+        )
 
-    def send_turn(self, state: ConversationState, turn: Any, prepared: PreparedTurn | None = None
-                  ) -> RequestRecord:
+    def send_turn(
+        self, state: ConversationState, turn: Any, prepared: PreparedTurn | None = None
+    ) -> RequestRecord:
         """Send one turn (prepared now if the engine did not do it ahead) and account for it."""
         if prepared is None:
             prepared = self.prepare_turn(state, turn)
@@ -168,8 +202,11 @@ class ReplayRuntime:
 
         def new_record(rid: str, due: float) -> RequestRecord:
             return RequestRecord(
-                request_id=rid, scheduled_at=due, target_prompt_tokens=prompt_target,
-                expected_prompt_tokens=built.expected_prompt_tokens, target_completion_tokens=output_target,
+                request_id=rid,
+                scheduled_at=due,
+                target_prompt_tokens=prompt_target,
+                expected_prompt_tokens=built.expected_prompt_tokens,
+                target_completion_tokens=output_target,
             )
 
         record = new_record(request_id, state.next_due)
@@ -181,7 +218,9 @@ class ReplayRuntime:
             self.client.send(body, record)
             while self._should_retry(record, len(earlier)):
                 due = (record.last_byte_at or time.perf_counter()) + retry_wait_s(record)
-                gevent.sleep(max(0.0, due - time.perf_counter()))  # killed here: the last attempt stands
+                gevent.sleep(
+                    max(0.0, due - time.perf_counter())
+                )  # killed here: the last attempt stands
                 earlier.append(record)
                 self.ledger.retries += 1
                 self._fire_locust(state.label, record)
@@ -194,17 +233,26 @@ class ReplayRuntime:
         if record.outcome == Outcome.OK:
             self.builder.observe(built, record)
             if self.settings.endpoint == "chat":
-                state.history = [*built.messages, {"role": "assistant", "content": record.reply_text}]
+                state.history = [
+                    *built.messages,
+                    {"role": "assistant", "content": record.reply_text},
+                ]
             else:
-                state.history = [{"role": "user", "content": built.prompt},
-                                 {"role": "assistant", "content": record.reply_text}]
+                state.history = [
+                    {"role": "user", "content": built.prompt},
+                    {"role": "assistant", "content": record.reply_text},
+                ]
         return record
 
     def _should_retry(self, record: RequestRecord, retried: int) -> bool:
         """429/503 before any token, retries left, and the replay not stopping."""
-        return (retried < self.settings.retry and record.outcome == Outcome.HTTP_ERROR
-                and record.http_status in RETRY_STATUSES and record.first_token_at is None
-                and not self.engine.stopping)
+        return (
+            retried < self.settings.retry
+            and record.outcome == Outcome.HTTP_ERROR
+            and record.http_status in RETRY_STATUSES
+            and record.first_token_at is None
+            and not self.engine.stopping
+        )
 
     def _redact(self, record: RequestRecord) -> None:
         """A server may echo the API key in an error body ("Invalid API key: ..."): never keep it."""
@@ -216,25 +264,50 @@ class ReplayRuntime:
         """One request in Locust's own statistics (every attempt, so retried failures show there)."""
         self._redact(record)
         e2e_ms = (record.e2e or 0.0) * 1000.0
-        exc = None if record.outcome == Outcome.OK else RuntimeError(
-            f"{record.outcome.value}" + (f" {record.http_status}" if record.http_status else "")
-            + (f": {record.error}" if record.error else "")
+        exc = (
+            None
+            if record.outcome == Outcome.OK
+            else RuntimeError(
+                f"{record.outcome.value}"
+                + (f" {record.http_status}" if record.http_status else "")
+                + (f": {record.error}" if record.error else "")
+            )
         )
         self.environment.events.request.fire(
-            request_type="LLM", name=label, response_time=e2e_ms,
-            response_length=record.completion_tokens or 0, exception=exc, context={}, url=None,
-            response=None, start_time=None,
+            request_type="LLM",
+            name=label,
+            response_time=e2e_ms,
+            response_length=record.completion_tokens or 0,
+            exception=exc,
+            context={},
+            url=None,
+            response=None,
+            start_time=None,
         )
 
-    def _account(self, state: ConversationState, turn: Any, built: Any, record: RequestRecord,
-                 prompt_target: int, output_target: int, earlier: Sequence[RequestRecord] = ()) -> None:
+    def _account(
+        self,
+        state: ConversationState,
+        turn: Any,
+        built: Any,
+        record: RequestRecord,
+        prompt_target: int,
+        output_target: int,
+        earlier: Sequence[RequestRecord] = (),
+    ) -> None:
         for r in (*earlier, record):
             self._redact(r)
         record.extra = {
-            "conversation": state.conversation.id, "turn": turn.index, "row": turn.row,
-            "label": state.label, "prompt_target": prompt_target, "output_target": output_target,
-            "expected_prompt_tokens": built.expected_prompt_tokens, "dropped_turns": built.dropped_turns,
-            "recorded_elapsed_s": turn.elapsed_s, "elapsed_estimated": turn.elapsed_estimated,
+            "conversation": state.conversation.id,
+            "turn": turn.index,
+            "row": turn.row,
+            "label": state.label,
+            "prompt_target": prompt_target,
+            "output_target": output_target,
+            "expected_prompt_tokens": built.expected_prompt_tokens,
+            "dropped_turns": built.dropped_turns,
+            "recorded_elapsed_s": turn.elapsed_s,
+            "elapsed_estimated": turn.elapsed_estimated,
         }
         if earlier:
             record.extra["retries"] = [attempt_summary(r) for r in earlier]

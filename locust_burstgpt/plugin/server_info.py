@@ -53,8 +53,14 @@ class ServerInfo:
         kind = settings.server_kind
         if kind == "auto":
             kind = OWNER_KINDS.get(owner.lower(), "openai")
-        max_len = next((int(m["max_model_len"]) for m in data
-                        if isinstance(m, dict) and isinstance(m.get("max_model_len"), int)), None)
+        max_len = next(
+            (
+                int(m["max_model_len"])
+                for m in data
+                if isinstance(m, dict) and isinstance(m.get("max_model_len"), int)
+            ),
+            None,
+        )
         if max_len is None and kind == "llamacpp":
             try:
                 props = _get_json(base_url + "/props", settings)
@@ -62,13 +68,25 @@ class ServerInfo:
                 max_len = int(n_ctx) if n_ctx else None
             except ServerInfoError:
                 max_len = None
-        unknown = [served for served in settings.model_map.values() if models and served not in models]
+        unknown = [
+            served for served in settings.model_map.values() if models and served not in models
+        ]
         if unknown:
-            log.warning("--burstgpt-model-map names models the server does not list: %s (it lists %s)",
-                        ", ".join(unknown), ", ".join(models))
-        info = cls(models=models, kind=kind, max_model_len=max_len, model_map=dict(settings.model_map))
-        log.info("Server %s: models %s, kind %s, context %s", base_url, ", ".join(models) or "(none listed)",
-                 kind, max_len or "unknown")
+            log.warning(
+                "--burstgpt-model-map names models the server does not list: %s (it lists %s)",
+                ", ".join(unknown),
+                ", ".join(models),
+            )
+        info = cls(
+            models=models, kind=kind, max_model_len=max_len, model_map=dict(settings.model_map)
+        )
+        log.info(
+            "Server %s: models %s, kind %s, context %s",
+            base_url,
+            ", ".join(models) or "(none listed)",
+            kind,
+            max_len or "unknown",
+        )
         return info
 
 
@@ -83,8 +101,9 @@ def _get_json(url: str, settings: Any) -> dict[str, Any]:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
     try:
-        with urllib.request.urlopen(req, timeout=getattr(settings, "connect_timeout_s", 10.0) + 20,
-                                    context=ctx) as resp:
+        with urllib.request.urlopen(
+            req, timeout=getattr(settings, "connect_timeout_s", 10.0) + 20, context=ctx
+        ) as resp:
             return json.loads(resp.read().decode("utf-8"))
     except Exception as e:  # noqa: BLE001 - every failure becomes one clear message
         raise ServerInfoError(f"GET {url} failed: {type(e).__name__}: {e}") from None

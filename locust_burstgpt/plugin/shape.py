@@ -42,7 +42,7 @@ class BurstGPTShape(LoadTestShape):
             # tick must find a user, not wait up to a second for the next one.
             first = int(math.floor(max(t, 0.0)))
             last = int(math.floor(max(t, 0.0) + LOOKAHEAD_S))
-            window = curve[first: last + 1]
+            window = curve[first : last + 1]
             c = int(window.max()) if len(window) else 0
         return int(math.ceil(c * ctl.settings.headroom))
 

@@ -22,13 +22,25 @@ log = logging.getLogger("locust_burstgpt")
 
 TAB_KEY = "llm"
 COLUMNS = [
-    ("class", "Class"), ("scheduled", "Scheduled"), ("sent", "Sent"), ("in_flight", "In flight"),
-    ("not_sent", "Not sent"), ("ok", "OK"), ("failed", "Failed"),
-    ("ttft_p50", "TTFT p50 (ms)"), ("ttft_p90", "TTFT p90"), ("ttft_p99", "TTFT p99"),
-    ("itl_p50", "ITL p50 (ms)"), ("itl_p99", "ITL p99"),
-    ("tpot_p50", "TPOT p50 (ms)"), ("tpot_p99", "TPOT p99"),
-    ("e2e_p50", "E2E p50 (ms)"), ("e2e_p99", "E2E p99"),
-    ("lateness_p99", "Lateness p99 (ms)"), ("output_tokens_per_s", "Out tok/s"), ("goodput", "Goodput"),
+    ("class", "Class"),
+    ("scheduled", "Scheduled"),
+    ("sent", "Sent"),
+    ("in_flight", "In flight"),
+    ("not_sent", "Not sent"),
+    ("ok", "OK"),
+    ("failed", "Failed"),
+    ("ttft_p50", "TTFT p50 (ms)"),
+    ("ttft_p90", "TTFT p90"),
+    ("ttft_p99", "TTFT p99"),
+    ("itl_p50", "ITL p50 (ms)"),
+    ("itl_p99", "ITL p99"),
+    ("tpot_p50", "TPOT p50 (ms)"),
+    ("tpot_p99", "TPOT p99"),
+    ("e2e_p50", "E2E p50 (ms)"),
+    ("e2e_p99", "E2E p99"),
+    ("lateness_p99", "Lateness p99 (ms)"),
+    ("output_tokens_per_s", "Out tok/s"),
+    ("goodput", "Goodput"),
 ]
 
 
@@ -51,18 +63,29 @@ def tab_rows() -> list[dict[str, Any]]:
         good = (s.get("goodput") or {}).get("fraction")
         tps = s.get("output_tokens_per_s")
         b = books if label == "All" else per_class.get(label, {})
-        rows.append({
-            "class": label, "scheduled": b.get("scheduled", ""), "sent": b.get("sent", ""),
-            "in_flight": b.get("in_flight", ""), "not_sent": b.get("not_sent", ""),
-            "ok": s["ok"], "failed": s["requests"] - s["ok"] - s["outcomes"].get("cancelled", 0),
-            "ttft_p50": _ms(s["ttft"]["p50"]), "ttft_p90": _ms(s["ttft"]["p90"]), "ttft_p99": _ms(s["ttft"]["p99"]),
-            "itl_p50": _ms(s["itl"]["p50"]), "itl_p99": _ms(s["itl"]["p99"]),
-            "tpot_p50": _ms(s["tpot"]["p50"]), "tpot_p99": _ms(s["tpot"]["p99"]),
-            "e2e_p50": _ms(s["e2e"]["p50"]), "e2e_p99": _ms(s["e2e"]["p99"]),
-            "lateness_p99": _ms(s["lateness"]["p99"]),
-            "output_tokens_per_s": "" if tps is None else f"{tps:.1f}",
-            "goodput": "" if good is None else f"{good:.3f}",
-        })
+        rows.append(
+            {
+                "class": label,
+                "scheduled": b.get("scheduled", ""),
+                "sent": b.get("sent", ""),
+                "in_flight": b.get("in_flight", ""),
+                "not_sent": b.get("not_sent", ""),
+                "ok": s["ok"],
+                "failed": s["requests"] - s["ok"] - s["outcomes"].get("cancelled", 0),
+                "ttft_p50": _ms(s["ttft"]["p50"]),
+                "ttft_p90": _ms(s["ttft"]["p90"]),
+                "ttft_p99": _ms(s["ttft"]["p99"]),
+                "itl_p50": _ms(s["itl"]["p50"]),
+                "itl_p99": _ms(s["itl"]["p99"]),
+                "tpot_p50": _ms(s["tpot"]["p50"]),
+                "tpot_p99": _ms(s["tpot"]["p99"]),
+                "e2e_p50": _ms(s["e2e"]["p50"]),
+                "e2e_p99": _ms(s["e2e"]["p99"]),
+                "lateness_p99": _ms(s["lateness"]["p99"]),
+                "output_tokens_per_s": "" if tps is None else f"{tps:.1f}",
+                "goodput": "" if good is None else f"{good:.3f}",
+            }
+        )
     return rows
 
 
@@ -75,10 +98,16 @@ def live_books() -> dict[str, Any]:
         from locust_burstgpt.plugin.finish import live_ledger
 
         led = live_ledger(ctl)
-    return {"scheduled": led.scheduled, "sent": led.sent, "in_flight": led.in_flight,
-            "not_sent": sum(led.not_sent.values()), "outcomes": dict(led.outcomes),
-            "not_sent_reasons": dict(led.not_sent), "balances": led.balances(),
-            "by_class": class_books(ctl, led)}
+    return {
+        "scheduled": led.scheduled,
+        "sent": led.sent,
+        "in_flight": led.in_flight,
+        "not_sent": sum(led.not_sent.values()),
+        "outcomes": dict(led.outcomes),
+        "not_sent_reasons": dict(led.not_sent),
+        "balances": led.balances(),
+        "by_class": class_books(ctl, led),
+    }
 
 
 def class_books(ctl: Any, led: Any) -> dict[str, dict[str, int]]:
@@ -92,13 +121,22 @@ def class_books(ctl: Any, led: Any) -> dict[str, dict[str, int]]:
         for (model, log_type), n in ctl.workload.class_turns().items():
             label = class_label(model, log_type)
             scheduled[label] = scheduled.get(label, 0) + n
-    done = {label: cm.counters["requests"] for label, cm in report.metrics.classes.items()} if report else {}
+    done = (
+        {label: cm.counters["requests"] for label, cm in report.metrics.classes.items()}
+        if report
+        else {}
+    )
     not_sent = report.not_sent_by_class if report is not None else {}
     labels = set(scheduled) | set(led.sent_by_class) | set(not_sent)
-    return {label: {"scheduled": scheduled.get(label, 0), "sent": led.sent_by_class.get(label, 0),
-                    "in_flight": max(0, led.sent_by_class.get(label, 0) - done.get(label, 0)),
-                    "not_sent": not_sent.get(label, 0)}
-            for label in sorted(labels)}
+    return {
+        label: {
+            "scheduled": scheduled.get(label, 0),
+            "sent": led.sent_by_class.get(label, 0),
+            "in_flight": max(0, led.sent_by_class.get(label, 0) - done.get(label, 0)),
+            "not_sent": not_sent.get(label, 0),
+        }
+        for label in sorted(labels)
+    }
 
 
 def live_problems() -> list[str]:
@@ -137,16 +175,20 @@ def install(environment: Any) -> None:
     if web_ui is None:
         return
     _hide_secrets(web_ui)
-    web_ui.template_args.update({
-        "extended_tabs": [{"title": "LLM", "key": TAB_KEY}],
-        "extended_tables": [{"key": TAB_KEY, "structure": [{"key": k, "title": t} for k, t in COLUMNS]}],
-        "extended_csv_files": [
-            {"href": "./burstgpt/summary.json", "title": "LLM summary (summary.json)"},
-            {"href": "./burstgpt/timeline.csv", "title": "LLM timeline (timeline.csv)"},
-            {"href": "./burstgpt/requests.jsonl", "title": "LLM requests (requests.jsonl)"},
-            {"href": "./burstgpt/", "title": "LLM live charts"},
-        ],
-    })
+    web_ui.template_args.update(
+        {
+            "extended_tabs": [{"title": "LLM", "key": TAB_KEY}],
+            "extended_tables": [
+                {"key": TAB_KEY, "structure": [{"key": k, "title": t} for k, t in COLUMNS]}
+            ],
+            "extended_csv_files": [
+                {"href": "./burstgpt/summary.json", "title": "LLM summary (summary.json)"},
+                {"href": "./burstgpt/timeline.csv", "title": "LLM timeline (timeline.csv)"},
+                {"href": "./burstgpt/requests.jsonl", "title": "LLM requests (requests.jsonl)"},
+                {"href": "./burstgpt/", "title": "LLM live charts"},
+            ],
+        }
+    )
     app = web_ui.app
     auth = web_ui.auth_required_if_enabled
 
@@ -186,9 +228,11 @@ def install(environment: Any) -> None:
             status = "no run yet"
         else:
             b = live_books()
-            status = (f"run {'ended' if ctl.finished else 'in progress'}: {ctl.chart_title()}. Requests: "
-                      f"{b['scheduled']} scheduled, {b['sent']} sent, {b['in_flight']} in flight, "
-                      f"{b['not_sent']} not sent")
+            status = (
+                f"run {'ended' if ctl.finished else 'in progress'}: {ctl.chart_title()}. Requests: "
+                f"{b['scheduled']} scheduled, {b['sent']} sent, {b['in_flight']} in flight, "
+                f"{b['not_sent']} not sent"
+            )
         problems = live_problems() if report is not None else []
         if problems:
             status += " UNTRUSTWORTHY RUN: " + "; ".join(problems)
@@ -202,10 +246,14 @@ def install(environment: Any) -> None:
         body: dict[str, Any] = {"run": None}
         if report is not None:
             duration = max(1e-9, time.time() - report.epoch_wall)
-            body = {"finished": ctl.finished, "books": live_books(), "trust_problems": live_problems(),
-                    "metrics": report.metrics.summary(duration_s=duration),
-                    "verdict": ctl.last_verdict.to_dict() if ctl.last_verdict is not None else None,
-                    "settings": ctl.settings.public_dict() if ctl.settings else None}
+            body = {
+                "finished": ctl.finished,
+                "books": live_books(),
+                "trust_problems": live_problems(),
+                "metrics": report.metrics.summary(duration_s=duration),
+                "verdict": ctl.last_verdict.to_dict() if ctl.last_verdict is not None else None,
+                "settings": ctl.settings.public_dict() if ctl.settings else None,
+            }
         return Response(json.dumps(body, default=str), mimetype="application/json")
 
     @app.route("/burstgpt/timeline.csv")
@@ -221,15 +269,23 @@ def install(environment: Any) -> None:
             w = csv.DictWriter(buf, fieldnames=list(rows[0].keys()))
             w.writeheader()
             w.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
-        return Response(buf.getvalue(), mimetype="text/csv",
-                        headers={"Content-Disposition": "attachment; filename=timeline.csv"})
+        return Response(
+            buf.getvalue(),
+            mimetype="text/csv",
+            headers={"Content-Disposition": "attachment; filename=timeline.csv"},
+        )
 
     @app.route("/burstgpt/requests.jsonl")
     @auth
     def burstgpt_requests() -> Any:
         report = controller.get().report
         if report is None or report.dir is None:
-            return Response("No report directory: start the run with --burstgpt-report DIR.\n",
-                            status=404, mimetype="text/plain")
+            return Response(
+                "No report directory: start the run with --burstgpt-report DIR.\n",
+                status=404,
+                mimetype="text/plain",
+            )
         report.flush()
-        return send_file(report.dir / "requests.jsonl", mimetype="application/x-ndjson", as_attachment=True)
+        return send_file(
+            report.dir / "requests.jsonl", mimetype="application/x-ndjson", as_attachment=True
+        )

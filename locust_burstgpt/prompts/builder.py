@@ -69,8 +69,9 @@ class BuilderStats:
 class PromptBuilder:
     """Builds turn prompts with one sizer (exact or calibrated) and a pool of words."""
 
-    def __init__(self, sizer: Any, pool: WordPool, endpoint: str, seed: int,
-                 max_pending: int = 100_000) -> None:
+    def __init__(
+        self, sizer: Any, pool: WordPool, endpoint: str, seed: int, max_pending: int = 100_000
+    ) -> None:
         if endpoint not in ("chat", "completions"):
             raise PromptInputError(f"endpoint must be 'chat' or 'completions', got {endpoint!r}")
         self.sizer = sizer
@@ -93,13 +94,16 @@ class PromptBuilder:
         return self.sizer.exact
 
     # -- building ------------------------------------------------------------------------------
-    def build_turn(self, target_prompt_tokens: int, history: Sequence[Mapping[str, Any]],
-                   conv_key: str) -> BuiltPrompt:
+    def build_turn(
+        self, target_prompt_tokens: int, history: Sequence[Mapping[str, Any]], conv_key: str
+    ) -> BuiltPrompt:
         """The prompt of the next turn of conversation ``conv_key`` (history: earlier messages)."""
         target = int(target_prompt_tokens)
         if target < 1:
-            raise PromptInputError(f"conversation {conv_key}: target prompt tokens must be >= 1, "
-                                   f"got {target_prompt_tokens!r}")
+            raise PromptInputError(
+                f"conversation {conv_key}: target prompt tokens must be >= 1, "
+                f"got {target_prompt_tokens!r}"
+            )
         hist = _check_history(history, conv_key)
         turn = sum(1 for m in hist if m["role"] == "user")
         words = WordStream(self.pool, self.seed, f"{conv_key}\x00{turn}")
@@ -107,7 +111,9 @@ class PromptBuilder:
             return self._build_chat(target, hist, words)
         return self._build_completion(target, hist, words)
 
-    def _build_chat(self, target: int, hist: list[dict[str, Any]], words: WordStream) -> BuiltPrompt:
+    def _build_chat(
+        self, target: int, hist: list[dict[str, Any]], words: WordStream
+    ) -> BuiltPrompt:
         dropped = 0
         while True:
             opening = [*hist, {"role": "user", "content": words.first}]
@@ -120,8 +126,9 @@ class PromptBuilder:
         messages = [*hist, {"role": "user", "content": words.text(n)}]
         return self._built(messages, None, target, expected, n, dropped, state)
 
-    def _build_completion(self, target: int, hist: list[dict[str, Any]], words: WordStream
-                          ) -> BuiltPrompt:
+    def _build_completion(
+        self, target: int, hist: list[dict[str, Any]], words: WordStream
+    ) -> BuiltPrompt:
         history_text = "".join(content_text(m.get("content")) for m in hist)
         dropped = 0
         prefix = history_text + COMPLETION_SEPARATOR if history_text else ""
@@ -147,13 +154,27 @@ class PromptBuilder:
         n = max(1, 1 + round((target - p1) / slope))
         return n, round(p1 + (n - 1) * slope)
 
-    def _built(self, messages: list[dict[str, Any]] | None, prompt: str | None, target: int,
-               expected: int, n: int, dropped: int, state: Any) -> BuiltPrompt:
+    def _built(
+        self,
+        messages: list[dict[str, Any]] | None,
+        prompt: str | None,
+        target: int,
+        expected: int,
+        n: int,
+        dropped: int,
+        state: Any,
+    ) -> BuiltPrompt:
         state = self.sizer.finalize(state, n - 1)
         built = BuiltPrompt(
-            messages=messages, prompt=prompt, expected_prompt_tokens=expected,
-            dropped_turns=dropped, history_tokens=round(expected - n * self.sizer.slope),
-            target_prompt_tokens=target, new_words=n, exact=self.sizer.exact, calibration=state,
+            messages=messages,
+            prompt=prompt,
+            expected_prompt_tokens=expected,
+            dropped_turns=dropped,
+            history_tokens=round(expected - n * self.sizer.slope),
+            target_prompt_tokens=target,
+            new_words=n,
+            exact=self.sizer.exact,
+            calibration=state,
         )
         if state is not None:
             self._remember_pending(expected, state)
@@ -217,14 +238,17 @@ def _check_history(history: Sequence[Mapping[str, Any]], conv_key: str) -> list[
     if history is None:
         return []
     if isinstance(history, (str, bytes)) or not isinstance(history, Sequence):
-        raise PromptInputError(f"conversation {conv_key}: history must be a list of messages, "
-                               f"got {type(history).__name__}")
+        raise PromptInputError(
+            f"conversation {conv_key}: history must be a list of messages, "
+            f"got {type(history).__name__}"
+        )
     out = []
     for i, m in enumerate(history):
         if not isinstance(m, Mapping) or m.get("role") not in _ROLES:
             raise PromptInputError(
                 f"conversation {conv_key}: history message {i} must be a dict with a role in "
-                f"{_ROLES}, got {m!r:.120}")
+                f"{_ROLES}, got {m!r:.120}"
+            )
         out.append({**m, "content": content_text(m.get("content"))})
     return out
 

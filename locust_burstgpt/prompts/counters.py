@@ -47,8 +47,11 @@ def content_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(str(p.get("text", "")) for p in content
-                       if isinstance(p, Mapping) and p.get("type") == "text")
+        return "".join(
+            str(p.get("text", ""))
+            for p in content
+            if isinstance(p, Mapping) and p.get("type") == "text"
+        )
     return str(content)
 
 
@@ -90,14 +93,21 @@ def measure_template(client: Any, model: str | None, counter: TokenCounter) -> T
     """The chat-template cost, from two probe requests' usage."""
     a, b, c = "hello there", "fine thanks", "good to hear"
     one = [{"role": "user", "content": a}]
-    three = [{"role": "user", "content": a}, {"role": "assistant", "content": b},
-             {"role": "user", "content": c}]
+    three = [
+        {"role": "user", "content": a},
+        {"role": "assistant", "content": b},
+        {"role": "user", "content": c},
+    ]
     y1 = probe_usage(client, model, {"messages": one}, "template-1")
     y3 = probe_usage(client, model, {"messages": three}, "template-3")
     ca, cb, cc = counter.count_texts([a, b, c])
     turn = y3 - y1 - cb - cc  # one more user message and one assistant message
     user = turn // 2
     overhead = TemplateOverhead(fixed=y1 - ca - user, user=user, assistant=turn - user)
-    log.info("measured chat template overhead: %d fixed, %d per user message, %d per assistant "
-             "message", overhead.fixed, overhead.user, overhead.assistant)
+    log.info(
+        "measured chat template overhead: %d fixed, %d per user message, %d per assistant message",
+        overhead.fixed,
+        overhead.user,
+        overhead.assistant,
+    )
     return overhead

@@ -71,7 +71,7 @@ def make_prompt_builder(cfg: PromptConfig, client: Any = None) -> PromptBuilder:
     counter: TokenCounter | None = None
     why = ""
     if backend.startswith("local:"):
-        counter, why = LocalCounter(backend[len("local:"):]), "asked for"
+        counter, why = LocalCounter(backend[len("local:") :]), "asked for"
     elif backend == "simpletok":
         counter, why = SimpletokCounter(), "asked for"
     elif backend == "auto":
@@ -89,30 +89,38 @@ def make_prompt_builder(cfg: PromptConfig, client: Any = None) -> PromptBuilder:
         if counter is None:
             raise PromptBackendError(
                 f"prompt backend 'server': {http.root}/tokenize answers neither the llama.cpp "
-                "nor the vLLM request shape")
+                "nor the vLLM request shape"
+            )
         why = "asked for"
     elif backend != "fallback":
-        raise PromptBackendError(f"unknown prompt backend {cfg.backend!r}; use auto, "
-                                 "local:<path>, server, simpletok or fallback")
+        raise PromptBackendError(
+            f"unknown prompt backend {cfg.backend!r}; use auto, "
+            "local:<path>, server, simpletok or fallback"
+        )
     if counter is not None:
         builder = _exact_builder(counter, cfg, client, model)
     else:
-        why = why or ("asked for" if backend == "fallback"
-                      else "auto: no local tokenizer and no usable /tokenize")
+        why = why or (
+            "asked for"
+            if backend == "fallback"
+            else "auto: no local tokenizer and no usable /tokenize"
+        )
         builder = _fallback_builder(cfg, client, model)
     log.info("prompt token counting: %s (%s)", builder.backend_name, why)
     return builder
 
 
-def _exact_builder(counter: TokenCounter, cfg: PromptConfig, client: Any, model: str | None
-                   ) -> PromptBuilder:
+def _exact_builder(
+    counter: TokenCounter, cfg: PromptConfig, client: Any, model: str | None
+) -> PromptBuilder:
     chat = cfg.endpoint == "chat"
     template = None
     if chat and counter.count_chat([{"role": "user", "content": "hi"}]) is None:
         if client is None or not cfg.probe:
             raise PromptBackendError(
                 f"{counter.name} cannot render the chat template; give a model folder with its "
-                "template, or a client so the template overhead can be measured from the server")
+                "template, or a client so the template overhead can be measured from the server"
+            )
         template = measure_template(client, model, counter)
     sizer = ExactSizer(counter, template)
     pool = exact_word_pool(counter, unique_words())
@@ -121,8 +129,9 @@ def _exact_builder(counter: TokenCounter, cfg: PromptConfig, client: Any, model:
     return PromptBuilder(sizer, pool, cfg.endpoint, cfg.seed)
 
 
-def _measure_offset(sizer: ExactSizer, pool: WordPool, client: Any, model: str | None,
-                    chat: bool) -> None:
+def _measure_offset(
+    sizer: ExactSizer, pool: WordPool, client: Any, model: str | None, chat: bool
+) -> None:
     """Compare one count with the server's usage; a constant difference becomes the offset."""
     text = WordStream(pool, 0, "offset-probe").text(12)
     if chat:
@@ -133,8 +142,13 @@ def _measure_offset(sizer: ExactSizer, pool: WordPool, client: Any, model: str |
         ours = sizer.completion(text)
         theirs = probe_usage(client, model, {"prompt": text}, "offset")
     if theirs != ours:
-        log.warning("%s counts %d prompt tokens where the server's usage says %d; correcting by %+d",
-                    sizer.name, ours, theirs, theirs - ours)
+        log.warning(
+            "%s counts %d prompt tokens where the server's usage says %d; correcting by %+d",
+            sizer.name,
+            ours,
+            theirs,
+            theirs - ours,
+        )
         sizer.offset = theirs - ours
 
 
@@ -152,8 +166,10 @@ def _fallback_builder(cfg: PromptConfig, client: Any, model: str | None) -> Prom
             if chat:
                 messages: list[dict[str, Any]] = []
                 for t in range(turns - 1):
-                    messages += [{"role": "user", "content": text},
-                                 {"role": "assistant", "content": stream.text(n + t + 1)}]
+                    messages += [
+                        {"role": "user", "content": text},
+                        {"role": "assistant", "content": stream.text(n + t + 1)},
+                    ]
                 messages.append({"role": "user", "content": text})
                 _, state = sizer.probe_chat(messages)
                 actual = probe_usage(client, model, {"messages": messages}, f"calibration-{i}")

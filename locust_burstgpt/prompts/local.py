@@ -62,8 +62,9 @@ class LocalCounter:
         if self._template is None:
             raise PromptBackendError(f"local tokenizer {self.path} has no chat template")
         msgs = [dict(m) for m in messages]
-        return self._template.render(messages=msgs, add_generation_prompt=True, tools=None,
-                                     **self._specials)
+        return self._template.render(
+            messages=msgs, add_generation_prompt=True, tools=None, **self._specials
+        )
 
     def count_completion(self, prompt: str) -> int:
         return len(self._tok.encode(prompt, add_special_tokens=True).ids)
@@ -110,10 +111,12 @@ def _compile(source: str, folder: Path) -> Any:
     def raise_exception(message: str) -> None:
         raise TemplateError(message)
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                        extensions=[loopcontrols])
-    env.filters["tojson"] = lambda x, indent=None, **_: json.dumps(x, ensure_ascii=False,
-                                                                    indent=indent)
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols]
+    )
+    env.filters["tojson"] = lambda x, indent=None, **_: json.dumps(
+        x, ensure_ascii=False, indent=indent
+    )
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
     try:

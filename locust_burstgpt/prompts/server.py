@@ -33,8 +33,14 @@ class JsonHttp:
 
     STALE_RETRIES = 2
 
-    def __init__(self, base_url: str, api_key: str | None = None, verify_tls: bool = True,
-                 timeout_s: float = 30.0, concurrency: int = 64) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        verify_tls: bool = True,
+        timeout_s: float = 30.0,
+        concurrency: int = 64,
+    ) -> None:
         root = base_url.rstrip("/")
         root = root[:-3] if root.endswith("/v1") else root
         url = urlsplit(root)
@@ -47,10 +53,19 @@ class JsonHttp:
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         self._headers = headers
-        tls = {"ssl_context_factory": tls_context_factory(verify_tls)} if url.scheme == "https" else {}
-        self._http = HTTPClient.from_url(root, concurrency=concurrency,
-                                         connection_timeout=min(timeout_s, 10.0),
-                                         network_timeout=timeout_s, insecure=not verify_tls, **tls)
+        tls = (
+            {"ssl_context_factory": tls_context_factory(verify_tls)}
+            if url.scheme == "https"
+            else {}
+        )
+        self._http = HTTPClient.from_url(
+            root,
+            concurrency=concurrency,
+            connection_timeout=min(timeout_s, 10.0),
+            network_timeout=timeout_s,
+            insecure=not verify_tls,
+            **tls,
+        )
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         """(status, parsed JSON or None); raises PromptBackendError when there is no answer.
@@ -63,8 +78,9 @@ class JsonHttp:
             with gevent.Timeout(self.timeout_s):
                 for attempt in range(self.STALE_RETRIES + 1):
                     try:
-                        resp = self._http.request(method, self._prefix + path, body=data,
-                                                  headers=self._headers)
+                        resp = self._http.request(
+                            method, self._prefix + path, body=data, headers=self._headers
+                        )
                         break
                     except (HTTPConnectionClosed, ConnectionResetError, BrokenPipeError):
                         if attempt == self.STALE_RETRIES:
@@ -74,11 +90,13 @@ class JsonHttp:
                 finally:
                     resp.release()
         except gevent.Timeout:
-            raise PromptBackendError(f"{method} {self.root}{path}: no answer in {self.timeout_s:g} s"
-                                     ) from None
+            raise PromptBackendError(
+                f"{method} {self.root}{path}: no answer in {self.timeout_s:g} s"
+            ) from None
         except Exception as e:  # noqa: BLE001 - every transport failure becomes one message
-            raise PromptBackendError(f"{method} {self.root}{path}: {type(e).__name__}: {e}"
-                                     ) from None
+            raise PromptBackendError(
+                f"{method} {self.root}{path}: {type(e).__name__}: {e}"
+            ) from None
         try:
             parsed = json.loads(raw) if raw else None
         except ValueError:
@@ -103,10 +121,14 @@ class LlamaCppCounter:
         self.name = "server:llamacpp"
 
     def _tokens(self, text: str, add_special: bool, parse_special: bool) -> int:
-        status, data = self.http.post("/tokenize", {"content": text, "add_special": add_special,
-                                                    "parse_special": parse_special})
+        status, data = self.http.post(
+            "/tokenize",
+            {"content": text, "add_special": add_special, "parse_special": parse_special},
+        )
         if status != 200 or not isinstance(data, dict) or not isinstance(data.get("tokens"), list):
-            raise PromptBackendError(f"POST {self.http.root}/tokenize answered {status}: {data!r:.200}")
+            raise PromptBackendError(
+                f"POST {self.http.root}/tokenize answered {status}: {data!r:.200}"
+            )
         return len(data["tokens"])
 
     def count_texts(self, texts: Sequence[str]) -> list[int]:
@@ -115,11 +137,14 @@ class LlamaCppCounter:
     def count_chat(self, messages: Sequence[Message]) -> int | None:
         if not self.has_template:
             return None
-        msgs = [{"role": m.get("role"), "content": content_text(m.get("content"))} for m in messages]
+        msgs = [
+            {"role": m.get("role"), "content": content_text(m.get("content"))} for m in messages
+        ]
         status, data = self.http.post("/apply-template", {"messages": msgs})
         if status != 200 or not isinstance(data, dict) or not isinstance(data.get("prompt"), str):
             raise PromptBackendError(
-                f"POST {self.http.root}/apply-template answered {status}: {data!r:.200}")
+                f"POST {self.http.root}/apply-template answered {status}: {data!r:.200}"
+            )
         return self._tokens(data["prompt"], True, True)
 
     def count_completion(self, prompt: str) -> int:
@@ -140,7 +165,9 @@ class VllmCounter:
     def _count(self, body: dict[str, Any]) -> int:
         status, data = self.http.post("/tokenize", {"model": self.model, **body})
         if status != 200 or not isinstance(data, dict):
-            raise PromptBackendError(f"POST {self.http.root}/tokenize answered {status}: {data!r:.200}")
+            raise PromptBackendError(
+                f"POST {self.http.root}/tokenize answered {status}: {data!r:.200}"
+            )
         if isinstance(data.get("count"), int):
             return data["count"]
         if isinstance(data.get("tokens"), list):
@@ -151,27 +178,39 @@ class VllmCounter:
         return [self._count({"prompt": t, "add_special_tokens": False}) for t in texts]
 
     def count_chat(self, messages: Sequence[Message]) -> int | None:
-        msgs = [{"role": m.get("role"), "content": content_text(m.get("content"))} for m in messages]
+        msgs = [
+            {"role": m.get("role"), "content": content_text(m.get("content"))} for m in messages
+        ]
         return self._count({"messages": msgs, "add_generation_prompt": True})
 
     def count_completion(self, prompt: str) -> int:
         return self._count({"prompt": prompt, "add_special_tokens": True})
 
 
-def detect_server_counter(http: JsonHttp, model: str | None) -> LlamaCppCounter | VllmCounter | None:
+def detect_server_counter(
+    http: JsonHttp, model: str | None
+) -> LlamaCppCounter | VllmCounter | None:
     """Which ``/tokenize`` shape the server answers, or None when it has none that works."""
     try:
         status, data = http.post("/tokenize", {"content": "hello world", "add_special": False})
         if status == 200 and isinstance(data, dict) and isinstance(data.get("tokens"), list):
-            st, tpl = http.post("/apply-template", {"messages": [{"role": "user", "content": "hi"}]})
-            has_template = st == 200 and isinstance(tpl, dict) and isinstance(tpl.get("prompt"), str)
+            st, tpl = http.post(
+                "/apply-template", {"messages": [{"role": "user", "content": "hi"}]}
+            )
+            has_template = (
+                st == 200 and isinstance(tpl, dict) and isinstance(tpl.get("prompt"), str)
+            )
             return LlamaCppCounter(http, has_template)
         model = model or first_model(http)
         if model:
-            status, data = http.post("/tokenize", {"model": model, "prompt": "hello world",
-                                                   "add_special_tokens": False})
-            if status == 200 and isinstance(data, dict) and (
-                    isinstance(data.get("count"), int) or isinstance(data.get("tokens"), list)):
+            status, data = http.post(
+                "/tokenize", {"model": model, "prompt": "hello world", "add_special_tokens": False}
+            )
+            if (
+                status == 200
+                and isinstance(data, dict)
+                and (isinstance(data.get("count"), int) or isinstance(data.get("tokens"), list))
+            ):
                 return VllmCounter(http, model)
     except PromptBackendError as e:
         log.info("server /tokenize not usable: %s", e)

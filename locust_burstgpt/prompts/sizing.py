@@ -82,7 +82,7 @@ def exact_word_pool(counter: TokenCounter, words: Sequence[str]) -> WordPool:
     rest = [w[1:] for w in rest]
     first: list[str] = []
     for i in range(0, len(rest), 16):  # opening words: one token without the leading space
-        batch = rest[i:i + 16]
+        batch = rest[i : i + 16]
         first += [w for w, n in zip(batch, counter.count_texts(batch), strict=True) if n == 1]
         if len(first) >= 16:
             break
@@ -97,7 +97,7 @@ def exact_word_pool(counter: TokenCounter, words: Sequence[str]) -> WordPool:
 
 def _one_token_words(items: list[str], count: Callable[[Sequence[str]], list[int]]) -> list[str]:
     """Items that are one token each, with few count calls: count groups, split the bad ones."""
-    groups = [items[i:i + 32] for i in range(0, len(items), 32)]
+    groups = [items[i : i + 32] for i in range(0, len(items), 32)]
     keep: list[str] = []
     while groups:
         counts = count(["".join(g) for g in groups])
@@ -106,7 +106,7 @@ def _one_token_words(items: list[str], count: Callable[[Sequence[str]], list[int
             if n == len(g):
                 keep += g
             elif len(g) > 1:
-                split += [g[: len(g) // 2], g[len(g) // 2:]]
+                split += [g[: len(g) // 2], g[len(g) // 2 :]]
         groups = split
     order = {w: i for i, w in enumerate(items)}
     return sorted(keep, key=order.__getitem__)
@@ -147,8 +147,9 @@ class CalibratedSizer:
         return np.array([1.0, float(len(messages)), float(generated), float(known), float(other)])
 
     def features_completion(self, history_text: str, text: str) -> np.ndarray:
-        return np.array([1.0, 0.0, float(simpletok.count(text)), 0.0,
-                         float(simpletok.count(history_text))])
+        return np.array(
+            [1.0, 0.0, float(simpletok.count(text)), 0.0, float(simpletok.count(history_text))]
+        )
 
     def probe_chat(self, messages: Sequence[Message]) -> tuple[float, Any]:
         x = self.features_chat(messages)

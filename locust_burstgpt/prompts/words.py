@@ -9,7 +9,8 @@ decoding behave unlike real traffic.
 
 from __future__ import annotations
 
-WORDS: tuple[str, ...] = tuple("""
+WORDS: tuple[str, ...] = tuple(
+    """
 the of and to in is was for that with as on by at from his her are be this which or an have
 had not but were they one all their has been more there also can would who will when if so no
 other into its after about what than only time two new first some most over out such up may
@@ -56,7 +57,8 @@ lend listen live look lose love meet move need offer open pay play pull push rea
 remember run say see sell send show sing sit sleep speak spend stand start stay stop
 study swim take talk teach tell think throw touch travel try turn understand use visit
 wait walk want wash watch wear win wonder work write
-""".split())
+""".split()
+)
 
 
 def unique_words() -> list[str]:

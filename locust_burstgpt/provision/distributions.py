@@ -91,8 +91,11 @@ class Pmf:
         return float(np.dot(self.values, self.probs))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "values": list(self.values),
-                "probs": [round6(p) for p in self.probs]}
+        return {
+            "kind": self.kind,
+            "values": list(self.values),
+            "probs": [round6(p) for p in self.probs],
+        }
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,7 @@ class Zipf:
 
     def _cdf(self) -> tuple[np.ndarray, np.ndarray]:
         k = np.arange(self.low, self.high + 1, dtype=np.float64)
-        cdf = np.cumsum(k ** -self.theta)
+        cdf = np.cumsum(k**-self.theta)
         return k, cdf / cdf[-1]
 
     def sample(self, u: np.ndarray) -> np.ndarray:
@@ -140,7 +143,9 @@ class Bucketed:
     dists: tuple[Distribution, ...]
 
     @classmethod
-    def fit(cls, covariate: np.ndarray, values: np.ndarray, *, min_rows: int, max_buckets: int) -> Bucketed:
+    def fit(
+        cls, covariate: np.ndarray, values: np.ndarray, *, min_rows: int, max_buckets: int
+    ) -> Bucketed:
         """Buckets at covariate quantiles with at least ``min_rows`` values each; empirical laws."""
         covariate = np.asarray(covariate, dtype=np.float64)
         values = np.asarray(values, dtype=np.float64)
@@ -153,7 +158,9 @@ class Bucketed:
                 edges.append(float(e))
                 lo = e
         bucket = np.searchsorted(np.asarray(edges), covariate, side="right")
-        return cls(tuple(edges), tuple(Quantiles.fit(values[bucket == i]) for i in range(len(edges) + 1)))
+        return cls(
+            tuple(edges), tuple(Quantiles.fit(values[bucket == i]) for i in range(len(edges) + 1))
+        )
 
     def bucket(self, x: np.ndarray) -> np.ndarray:
         return np.searchsorted(np.asarray(self.edges), x, side="right")
@@ -164,7 +171,10 @@ class Bucketed:
             return self.dists[0].sample(u)
         bucket = self.bucket(x)
         first = self.dists[0]
-        if all(isinstance(d, Quantiles) and len(d.x) == len(first.x) for d in self.dists) and len(first.x) > 1:
+        if (
+            all(isinstance(d, Quantiles) and len(d.x) == len(first.x) for d in self.dists)
+            and len(first.x) > 1
+        ):
             table = np.array([d.x for d in self.dists])
             pos = np.asarray(u) * (table.shape[1] - 1)
             i = np.minimum(pos.astype(np.int64), table.shape[1] - 2)
@@ -177,7 +187,10 @@ class Bucketed:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"edges": [round6(e) for e in self.edges], "dists": [d.to_dict() for d in self.dists]}
+        return {
+            "edges": [round6(e) for e in self.edges],
+            "dists": [d.to_dict() for d in self.dists],
+        }
 
 
 def distribution_from_dict(data: Any, where: str) -> Distribution:
@@ -196,7 +209,9 @@ def distribution_from_dict(data: Any, where: str) -> Distribution:
         values = _numbers(data.get("values"), f"{where}.values")
         probs = _numbers(data.get("probs"), f"{where}.probs")
         if not values or len(values) != len(probs):
-            raise ParamsError(f"{where}: 'values' and 'probs' must be non-empty and the same length")
+            raise ParamsError(
+                f"{where}: 'values' and 'probs' must be non-empty and the same length"
+            )
         if any(p < 0 for p in probs) or not np.isclose(sum(probs), 1.0, atol=1e-4):
             raise ParamsError(f"{where}.probs: expected probabilities >= 0 that sum to 1")
         if any(v != int(v) for v in values) or list(values) != sorted(set(values)):
@@ -222,8 +237,13 @@ def bucketed_from_dict(data: Any, where: str) -> Bucketed:
         raise ParamsError(f"{where}.dists: expected a non-empty list of distributions")
     edges = _numbers(data.get("edges", []), f"{where}.edges")
     if len(edges) != len(dists) - 1 or any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
-        raise ParamsError(f"{where}.edges: expected {len(dists) - 1} increasing numbers (one fewer than dists)")
-    return Bucketed(tuple(edges), tuple(distribution_from_dict(d, f"{where}.dists[{i}]") for i, d in enumerate(dists)))
+        raise ParamsError(
+            f"{where}.edges: expected {len(dists) - 1} increasing numbers (one fewer than dists)"
+        )
+    return Bucketed(
+        tuple(edges),
+        tuple(distribution_from_dict(d, f"{where}.dists[{i}]") for i, d in enumerate(dists)),
+    )
 
 
 def _numbers(value: Any, where: str) -> list[float]:

@@ -44,23 +44,47 @@ class ReleaseFile:
     description: str
 
 
-RELEASE_FILES: dict[str, ReleaseFile] = {f.name: f for f in (
-    ReleaseFile("BurstGPT_1.csv", Pin("4bb3783693d0a435686fbfc885615d2349bd067239079fa4b749f2e679e12122", 52_283_111),
-                1_429_737, "first 2 months (61 days), with failures"),
-    ReleaseFile("BurstGPT_2.csv", Pin("44bf5942b03fca42c01a226a545ad3a750ec62688faecd67b6831c56a8928bf7", 144_819_209),
-                None, "second 2 months (~60 days), with failures"),
-    ReleaseFile("BurstGPT_3.csv", Pin("2299986a07388aa303ec2c41d1131e756db650a39ed6ef9dfe7cc3d7f9a43b8f", 231_682_327),
-                5_344_021, "another 110 days, with Session ID and Elapsed time, with failures"),
-    ReleaseFile("BurstGPT_without_fails_1.csv",
-                Pin("a4d068a7113ec0290e74063a1b3447dc6001a30e4298eb313581b71006dda1f4", 51_429_517),
-                1_404_294, "BurstGPT_1 without failed rows"),
-    ReleaseFile("BurstGPT_without_fails_2.csv",
-                Pin("56193aa9b2bb26128ded43d2d29a960df6bf5af062bcfc9b005f3fcaa4e6e501", 142_376_815),
-                3_784_213, "BurstGPT_2 without failed rows"),
-    ReleaseFile("BurstGPT_without_fails_3.csv",
-                Pin("3326259f9efb11845bc5ef85fa97e6f691050b0974621c91ef22acd566c43a40", 217_312_026),
-                4_956_058, "BurstGPT_3 without failed rows"),
-)}
+RELEASE_FILES: dict[str, ReleaseFile] = {
+    f.name: f
+    for f in (
+        ReleaseFile(
+            "BurstGPT_1.csv",
+            Pin("4bb3783693d0a435686fbfc885615d2349bd067239079fa4b749f2e679e12122", 52_283_111),
+            1_429_737,
+            "first 2 months (61 days), with failures",
+        ),
+        ReleaseFile(
+            "BurstGPT_2.csv",
+            Pin("44bf5942b03fca42c01a226a545ad3a750ec62688faecd67b6831c56a8928bf7", 144_819_209),
+            None,
+            "second 2 months (~60 days), with failures",
+        ),
+        ReleaseFile(
+            "BurstGPT_3.csv",
+            Pin("2299986a07388aa303ec2c41d1131e756db650a39ed6ef9dfe7cc3d7f9a43b8f", 231_682_327),
+            5_344_021,
+            "another 110 days, with Session ID and Elapsed time, with failures",
+        ),
+        ReleaseFile(
+            "BurstGPT_without_fails_1.csv",
+            Pin("a4d068a7113ec0290e74063a1b3447dc6001a30e4298eb313581b71006dda1f4", 51_429_517),
+            1_404_294,
+            "BurstGPT_1 without failed rows",
+        ),
+        ReleaseFile(
+            "BurstGPT_without_fails_2.csv",
+            Pin("56193aa9b2bb26128ded43d2d29a960df6bf5af062bcfc9b005f3fcaa4e6e501", 142_376_815),
+            3_784_213,
+            "BurstGPT_2 without failed rows",
+        ),
+        ReleaseFile(
+            "BurstGPT_without_fails_3.csv",
+            Pin("3326259f9efb11845bc5ef85fa97e6f691050b0974621c91ef22acd566c43a40", 217_312_026),
+            4_956_058,
+            "BurstGPT_3 without failed rows",
+        ),
+    )
+}
 
 
 class DownloadError(RuntimeError):
@@ -79,8 +103,10 @@ def release_file(name: str) -> ReleaseFile:
     for fname, f in RELEASE_FILES.items():
         if fname.lower() == key.lower():
             return f
-    raise DownloadError(f"unknown release file {name!r}; expected one of: "
-                        + ", ".join(n.removesuffix(".csv") for n in RELEASE_FILES))
+    raise DownloadError(
+        f"unknown release file {name!r}; expected one of: "
+        + ", ".join(n.removesuffix(".csv") for n in RELEASE_FILES)
+    )
 
 
 def file_url(base_url: str, name: str) -> str:
@@ -98,10 +124,18 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def download(name: str, directory: str | os.PathLike[str] = ".", *, base_url: str = DEFAULT_BASE_URL,
-             pin: Pin | None = None, retries: int = 5, timeout_s: float = 30.0, backoff_s: float = 1.0,
-             progress: IO[str] | bool = True,
-             opener: Callable[..., http.client.HTTPResponse] | None = None) -> Path:
+def download(
+    name: str,
+    directory: str | os.PathLike[str] = ".",
+    *,
+    base_url: str = DEFAULT_BASE_URL,
+    pin: Pin | None = None,
+    retries: int = 5,
+    timeout_s: float = 30.0,
+    backoff_s: float = 1.0,
+    progress: IO[str] | bool = True,
+    opener: Callable[..., http.client.HTTPResponse] | None = None,
+) -> Path:
     """Download release file ``name`` into ``directory``; return the verified file's path.
 
     ``pin`` overrides the official pin (for mirrors or tests). ``retries`` counts consecutive
@@ -122,8 +156,10 @@ def download(name: str, directory: str | os.PathLike[str] = ".", *, base_url: st
     if final.exists():
         actual = sha256_of(final)
         if actual != expected.sha256:
-            raise DownloadError(f"{final} exists but its sha256 is {actual}, not the pinned {expected.sha256}; "
-                                "move it away and download again")
+            raise DownloadError(
+                f"{final} exists but its sha256 is {actual}, not the pinned {expected.sha256}; "
+                "move it away and download again"
+            )
         bar.note(f"{final} is already here and verified")
         return final
 
@@ -132,7 +168,9 @@ def download(name: str, directory: str | os.PathLike[str] = ".", *, base_url: st
     while True:
         have = part.stat().st_size if part.exists() else 0
         if expected.size is not None and have > expected.size:
-            bar.note(f"{part} is larger than the file ({have:,} > {expected.size:,} bytes); starting over")
+            bar.note(
+                f"{part} is larger than the file ({have:,} > {expected.size:,} bytes); starting over"
+            )
             part.unlink()
             have = 0
         if expected.size is not None and have == expected.size:
@@ -145,8 +183,10 @@ def download(name: str, directory: str | os.PathLike[str] = ".", *, base_url: st
             break
         failures = 0 if got > 0 else failures + 1
         if failures > retries:
-            raise DownloadError(f"{url}: gave up after {retries} retries without progress ({reason}); "
-                                f"{part} is kept, run the command again to resume")
+            raise DownloadError(
+                f"{url}: gave up after {retries} retries without progress ({reason}); "
+                f"{part} is kept, run the command again to resume"
+            )
         bar.note(f"{reason}; resuming at byte {part.stat().st_size if part.exists() else 0:,}")
         if failures:
             time.sleep(backoff_s * failures)
@@ -155,15 +195,24 @@ def download(name: str, directory: str | os.PathLike[str] = ".", *, base_url: st
     actual = sha256_of(part)
     if actual != expected.sha256:
         part.unlink()
-        raise DownloadError(f"{url}: sha256 mismatch: expected {expected.sha256}, got {actual}; "
-                            f"the downloaded data was deleted and nothing was written to {final}")
+        raise DownloadError(
+            f"{url}: sha256 mismatch: expected {expected.sha256}, got {actual}; "
+            f"the downloaded data was deleted and nothing was written to {final}"
+        )
     os.replace(part, final)
     bar.note(f"verified sha256 {actual[:16]}..., wrote {final}")
     return final
 
 
-def _fetch(open_url: Callable[..., http.client.HTTPResponse], url: str, part: Path, have: int,
-           expected: Pin, timeout_s: float, bar: _Progress) -> tuple[int, bool, str]:
+def _fetch(
+    open_url: Callable[..., http.client.HTTPResponse],
+    url: str,
+    part: Path,
+    have: int,
+    expected: Pin,
+    timeout_s: float,
+    bar: _Progress,
+) -> tuple[int, bool, str]:
     """One HTTP attempt from byte ``have``: (bytes received, file complete, why it stopped early).
 
     Connection errors before the body raise (the caller retries); errors while reading the
@@ -187,7 +236,9 @@ def _fetch(open_url: Callable[..., http.client.HTTPResponse], url: str, part: Pa
         if status == 206:
             start = _range_start(response)
             if start != have:
-                raise DownloadError(f"{url}: asked for bytes from {have:,}, the server sent from {start}")
+                raise DownloadError(
+                    f"{url}: asked for bytes from {have:,}, the server sent from {start}"
+                )
         elif status == 200:
             if have:
                 bar.note("the server does not resume (no Range support); starting over")
@@ -195,8 +246,10 @@ def _fetch(open_url: Callable[..., http.client.HTTPResponse], url: str, part: Pa
         else:
             raise DownloadError(f"{url}: unexpected HTTP status {status}")
         if total is not None and expected.size is not None and total != expected.size:
-            raise DownloadError(f"{url}: the server's file has {total:,} bytes, the pin says {expected.size:,}; "
-                                "wrong file or base URL")
+            raise DownloadError(
+                f"{url}: the server's file has {total:,} bytes, the pin says {expected.size:,}; "
+                "wrong file or base URL"
+            )
         size = expected.size if expected.size is not None else total
         bar.start(have, size)
         got = 0

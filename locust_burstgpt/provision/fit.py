@@ -63,22 +63,37 @@ class FitOptions:
 
     bin_s: int = 1200
     shape_estimator: str = "moments"
-    min_gaps: int = 50            # gaps behind each bin's Gamma shape (neighbours pooled)
-    bucket_rows: int = 80         # rows per response/increment bucket, at least
+    min_gaps: int = 50  # gaps behind each bin's Gamma shape (neighbours pooled)
+    bucket_rows: int = 80  # rows per response/increment bucket, at least
     max_buckets: int = 10
-    min_samples: int = 20         # below this, think/increment/elapsed pool over the log type
+    min_samples: int = 20  # below this, think/increment/elapsed pool over the log type
 
     def check(self) -> None:
         if self.bin_s <= 0 or DAY_S % self.bin_s:
-            raise ValueError(f"bin {self.bin_s} s: expected a whole number of seconds dividing a day (86400 s)")
+            raise ValueError(
+                f"bin {self.bin_s} s: expected a whole number of seconds dividing a day (86400 s)"
+            )
         if self.shape_estimator not in SHAPE_ESTIMATORS:
-            raise ValueError(f"shape estimator {self.shape_estimator!r}: expected one of {', '.join(SHAPE_ESTIMATORS)}")
-        if self.min_gaps < 2 or self.bucket_rows < 1 or self.max_buckets < 1 or self.min_samples < 1:
-            raise ValueError("min_gaps >= 2, bucket_rows >= 1, max_buckets >= 1 and min_samples >= 1 are required")
+            raise ValueError(
+                f"shape estimator {self.shape_estimator!r}: expected one of {', '.join(SHAPE_ESTIMATORS)}"
+            )
+        if (
+            self.min_gaps < 2
+            or self.bucket_rows < 1
+            or self.max_buckets < 1
+            or self.min_samples < 1
+        ):
+            raise ValueError(
+                "min_gaps >= 2, bucket_rows >= 1, max_buckets >= 1 and min_samples >= 1 are required"
+            )
 
 
-def fit_trace(path: str | os.PathLike[str] | None, *, window: str | None = None,
-              options: FitOptions | None = None) -> Params:
+def fit_trace(
+    path: str | os.PathLike[str] | None,
+    *,
+    window: str | None = None,
+    options: FitOptions | None = None,
+) -> Params:
     """Load a trace (any format ``load_trace`` reads), select ``window``, and fit it."""
     raw = load_trace(path)
     workload = prepare(raw, window=window, failed="send")
@@ -95,7 +110,9 @@ def fit_workload(workload: Workload, options: FitOptions | None = None) -> Param
     df = workload.raw.df
     lo, hi = np.searchsorted(df["timestamp"].to_numpy(), [w0, w1], side="left")
     if hi <= lo:
-        raise ValueError(f"{workload.raw.path}: no rows in window {workload.window.spec.text!r}; nothing to fit")
+        raise ValueError(
+            f"{workload.raw.path}: no rows in window {workload.window.spec.text!r}; nothing to fit"
+        )
     rows = _Rows.from_frame(df.iloc[lo:hi])
 
     classes: list[ClassParams] = []
@@ -115,16 +132,26 @@ def fit_workload(workload: Workload, options: FitOptions | None = None) -> Param
     )
     notes = []
     if not raw.has_elapsed:
-        notes.append("no Elapsed time in the source: service times use the default model "
-                     "(fitted on the bundled BurstGPT_3 rows)")
+        notes.append(
+            "no Elapsed time in the source: service times use the default model "
+            "(fitted on the bundled BurstGPT_3 rows)"
+        )
     if not raw.has_sessions:
         notes.append("no Session IDs in the source: every row is a one-turn conversation")
     if any(r is None for c in classes for r in c.arrivals.rate_per_s):
-        notes.append("the window does not cover every time-of-day bin: uncovered bins use the "
-                     "class's mean rate")
+        notes.append(
+            "the window does not cover every time-of-day bin: uncovered bins use the "
+            "class's mean rate"
+        )
     start = w0 % DAY_S  # synth defaults to the same time of day, on day 0
-    params = Params(source=source, bin_s=opts.bin_s, start_s=float(start), classes=classes,
-                    generator=f"locust-burstgpt {__version__}", notes=notes)
+    params = Params(
+        source=source,
+        bin_s=opts.bin_s,
+        start_s=float(start),
+        classes=classes,
+        generator=f"locust-burstgpt {__version__}",
+        notes=notes,
+    )
     return Params.from_dict(params.to_dict())  # exactly what params.json will hold (rounded)
 
 
@@ -139,13 +166,13 @@ class _Rows:
     ts: np.ndarray
     request: np.ndarray
     response: np.ndarray
-    elapsed: np.ndarray          # recorded (NaN where the trace has none)
-    think: np.ndarray            # think time after this row (0 on a conversation's last row)
-    conv: np.ndarray             # conversation index per row
-    turn: np.ndarray             # 0-based turn index per row
-    offsets: np.ndarray          # first row of each conversation
-    lengths: np.ndarray          # turns per conversation
-    class_codes: np.ndarray      # per conversation: index into ``keys``
+    elapsed: np.ndarray  # recorded (NaN where the trace has none)
+    think: np.ndarray  # think time after this row (0 on a conversation's last row)
+    conv: np.ndarray  # conversation index per row
+    turn: np.ndarray  # 0-based turn index per row
+    offsets: np.ndarray  # first row of each conversation
+    lengths: np.ndarray  # turns per conversation
+    class_codes: np.ndarray  # per conversation: index into ``keys``
     keys: list[tuple[str, str]]  # (log type, model)
 
     @classmethod
@@ -179,7 +206,9 @@ class _Rows:
         missing = np.isnan(service)
         if missing.any():
             service[missing] = default_service.estimate(
-                pd.Categorical.from_codes(model_codes[missing], categories=model_cat.categories), response[missing])
+                pd.Categorical.from_codes(model_codes[missing], categories=model_cat.categories),
+                response[missing],
+            )
         think = np.zeros(n)
         same = conv[1:] == conv[:-1]
         think[:-1] = np.where(same, np.maximum(ts[1:] - ts[:-1] - service[:-1], 0.0), 0.0)
@@ -187,8 +216,13 @@ class _Rows:
         # class of a conversation = (log type, model) of its first turn, as a dense code
         pair = log_codes[offsets] * len(model_cat.categories) + model_codes[offsets]
         used, class_codes = np.unique(pair, return_inverse=True)
-        keys = [(str(log_cat.categories[u // len(model_cat.categories)]),
-                 str(model_cat.categories[u % len(model_cat.categories)])) for u in used]
+        keys = [
+            (
+                str(log_cat.categories[u // len(model_cat.categories)]),
+                str(model_cat.categories[u % len(model_cat.categories)]),
+            )
+            for u in used
+        ]
         return cls(
             ts=ts,
             request=df["request_tokens"].to_numpy(dtype=np.int64)[order],
@@ -218,7 +252,9 @@ class _Rows:
         return np.isin(self.class_codes[self.conv], codes)
 
 
-def _fit_class(rows: _Rows, key: tuple[str, str], w0: float, w1: float, opts: FitOptions) -> ClassParams:
+def _fit_class(
+    rows: _Rows, key: tuple[str, str], w0: float, w1: float, opts: FitOptions
+) -> ClassParams:
     log_type, model = key
     code = rows.keys.index(key)
     in_class = rows.row_mask(code)
@@ -254,10 +290,21 @@ def _fit_class(rows: _Rows, key: tuple[str, str], w0: float, w1: float, opts: Fi
     first_rows = in_class & (rows.turn == 0) & ~zero_zero
     first_values = req[first_rows] if first_rows.any() else req[in_class & ~zero_zero]
     ok = in_class & (resp > 0)
-    response = Bucketed.fit(req[ok], resp[ok], min_rows=opts.bucket_rows, max_buckets=opts.max_buckets) \
-        if ok.any() else Bucketed((), (Quantiles((1.0,)),))
-    increment_model = None if inc_pairs is None else Bucketed.fit(
-        inc_pairs[:, 0], inc_pairs[:, 1], min_rows=opts.bucket_rows, max_buckets=opts.max_buckets)
+    response = (
+        Bucketed.fit(req[ok], resp[ok], min_rows=opts.bucket_rows, max_buckets=opts.max_buckets)
+        if ok.any()
+        else Bucketed((), (Quantiles((1.0,)),))
+    )
+    increment_model = (
+        None
+        if inc_pairs is None
+        else Bucketed.fit(
+            inc_pairs[:, 0],
+            inc_pairs[:, 1],
+            min_rows=opts.bucket_rows,
+            max_buckets=opts.max_buckets,
+        )
+    )
     n_rows = int(in_class.sum())
     failed = in_class & (resp == 0)
     n_failed = int(failed.sum())
@@ -286,8 +333,9 @@ def _fit_class(rows: _Rows, key: tuple[str, str], w0: float, w1: float, opts: Fi
     )
 
 
-def fit_arrivals(starts: np.ndarray, w0: float, w1: float, opts: FitOptions,
-                 *, resolution_s: float = 1.0) -> Arrivals:
+def fit_arrivals(
+    starts: np.ndarray, w0: float, w1: float, opts: FitOptions, *, resolution_s: float = 1.0
+) -> Arrivals:
     """Time-of-day rate, day levels and per-bin Gamma shape of ``starts`` within [w0, w1)."""
     bin_s = opts.bin_s
     nb = DAY_S // bin_s
@@ -300,7 +348,10 @@ def fit_arrivals(starts: np.ndarray, w0: float, w1: float, opts: FitOptions,
     rate, level = _rank1_poisson(counts, exposure)
 
     covered = exposure.sum(axis=0) > 0
-    intensity = np.where(covered[grid.seg_bin], np.nan_to_num(rate)[grid.seg_bin], 0.0) * level[grid.seg_day]
+    intensity = (
+        np.where(covered[grid.seg_bin], np.nan_to_num(rate)[grid.seg_bin], 0.0)
+        * level[grid.seg_day]
+    )
     cum = np.concatenate(([0.0], np.cumsum(intensity * grid.seg_len)))
 
     def operational(t: np.ndarray) -> np.ndarray:
@@ -356,7 +407,9 @@ class _Grid:
         return out
 
 
-def _rank1_poisson(counts: np.ndarray, exposure: np.ndarray, iterations: int = 100) -> tuple[np.ndarray, np.ndarray]:
+def _rank1_poisson(
+    counts: np.ndarray, exposure: np.ndarray, iterations: int = 100
+) -> tuple[np.ndarray, np.ndarray]:
     """Maximum-likelihood ``rate[bin] * level[day]`` for Poisson counts over the exposure.
 
     Levels are normalised so that an average observed day (weighted by expected traffic) has
@@ -385,7 +438,9 @@ def _rank1_poisson(counts: np.ndarray, exposure: np.ndarray, iterations: int = 1
     return np.where(col_exposure, rate, np.nan), level
 
 
-def _shapes(gaps: np.ndarray, gap_bins: np.ndarray, nb: int, opts: FitOptions) -> tuple[np.ndarray, np.ndarray]:
+def _shapes(
+    gaps: np.ndarray, gap_bins: np.ndarray, nb: int, opts: FitOptions
+) -> tuple[np.ndarray, np.ndarray]:
     """Gamma shape per bin from operational gaps, widening to neighbouring bins as needed."""
     shape = np.ones(nb)
     used = np.zeros(nb, dtype=np.int64)
@@ -423,14 +478,22 @@ def _estimate_shape(x: np.ndarray, estimator: str) -> float:
 def _fit_elapsed(rows: _Rows, in_class: np.ndarray, model: str, opts: FitOptions) -> Elapsed:
     """Least-squares service-time line for the class (or its model, or the default model)."""
     recorded = ~np.isnan(rows.elapsed) & (rows.response > 0)
-    for mask, source in ((in_class & recorded, "fitted"),
-                         (rows.model_mask(model) & recorded, f"fitted on all {model} rows")):
+    for mask, source in (
+        (in_class & recorded, "fitted"),
+        (rows.model_mask(model) & recorded, f"fitted on all {model} rows"),
+    ):
         if mask.sum() >= opts.min_samples:
             x = rows.response[mask].astype(np.float64)
             y = rows.elapsed[mask]
             design = np.column_stack([np.ones_like(x), x])
             (a, b), *_ = np.linalg.lstsq(design, y, rcond=None)
             return Elapsed(float(a), float(b), Quantiles.fit(y - (a + b * x)), source)
-    a, b = default_service.COEFFICIENTS.get(model, default_service.COEFFICIENTS[default_service.FALLBACK_MODEL])
-    return Elapsed(float(a), float(b), Quantiles((0.0,)),
-                   "default: least-squares line fitted on the bundled BurstGPT_3 rows")
+    a, b = default_service.COEFFICIENTS.get(
+        model, default_service.COEFFICIENTS[default_service.FALLBACK_MODEL]
+    )
+    return Elapsed(
+        float(a),
+        float(b),
+        Quantiles((0.0,)),
+        "default: least-squares line fitted on the bundled BurstGPT_3 rows",
+    )

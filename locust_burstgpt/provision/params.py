@@ -52,7 +52,9 @@ class Arrivals:
 
     def mean_rate(self) -> float:
         """Start rate averaged over the covered bins, weighted by how long each was observed."""
-        covered = [(r, e) for r, e in zip(self.rate_per_s, self.exposure_s, strict=True) if r is not None]
+        covered = [
+            (r, e) for r, e in zip(self.rate_per_s, self.exposure_s, strict=True) if r is not None
+        ]
         total = sum(e for _, e in covered)
         return sum(r * e for r, e in covered) / total if total > 0 else 0.0
 
@@ -201,11 +203,15 @@ def load_params(path: str | os.PathLike[str]) -> Params:
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ParamsError(f"{p}: no such file; expected a params.json written by 'burstgpt fit'") from None
+        raise ParamsError(
+            f"{p}: no such file; expected a params.json written by 'burstgpt fit'"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ParamsError(f"{p}: cannot read the file: {exc}") from None
     except json.JSONDecodeError as exc:
-        raise ParamsError(f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from None
+        raise ParamsError(
+            f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
+        ) from None
     try:
         return _params_from_dict(data)
     except ParamsError as exc:
@@ -224,8 +230,10 @@ def _class_to_dict(c: ClassParams) -> dict[str, Any]:
             "shape_estimator": a.shape_estimator,
             "rate_per_s": [None if r is None else round6(r) for r in a.rate_per_s],
             "shape": [round6(k) for k in a.shape],
-            "scale_s": [None if r is None or r <= 0 else round6(1.0 / (r * k))
-                        for r, k in zip(a.rate_per_s, a.shape, strict=True)],
+            "scale_s": [
+                None if r is None or r <= 0 else round6(1.0 / (r * k))
+                for r, k in zip(a.rate_per_s, a.shape, strict=True)
+            ],
             "gaps": list(a.gaps),
             "exposure_s": [round6(e) for e in a.exposure_s],
             "day_levels": [round6(v) for v in a.day_levels],
@@ -233,16 +241,22 @@ def _class_to_dict(c: ClassParams) -> dict[str, Any]:
         "conversation": {
             "mean_turns": round6(c.conversations.turns.mean()),
             "turns": c.conversations.turns.to_dict(),
-            "think_s": None if c.conversations.think_s is None else c.conversations.think_s.to_dict(),
+            "think_s": None
+            if c.conversations.think_s is None
+            else c.conversations.think_s.to_dict(),
         },
         "lengths": {
             "first_request": c.lengths.first_request.to_dict(),
-            "increment_by_history": None if c.lengths.increment is None else c.lengths.increment.to_dict(),
+            "increment_by_history": None
+            if c.lengths.increment is None
+            else c.lengths.increment.to_dict(),
             "max_request": c.lengths.max_request,
             "response_by_request": c.lengths.response.to_dict(),
         },
-        "failures": {"rate": round6(c.failures.rate),
-                     "zero_request_fraction": round6(c.failures.zero_request_fraction)},
+        "failures": {
+            "rate": round6(c.failures.rate),
+            "zero_request_fraction": round6(c.failures.zero_request_fraction),
+        },
         "elapsed": {
             "source": c.elapsed.source,
             "intercept_s": round6(c.elapsed.intercept_s),
@@ -279,11 +293,18 @@ def _params_from_dict(data: Any) -> Params:
     raw_classes = data.get("classes")
     if not isinstance(raw_classes, list) or not raw_classes:
         raise ParamsError("classes: expected a non-empty list")
-    classes = [_class_from_dict(c, f"classes[{i}]", DAY_S // bin_s) for i, c in enumerate(raw_classes)]
+    classes = [
+        _class_from_dict(c, f"classes[{i}]", DAY_S // bin_s) for i, c in enumerate(raw_classes)
+    ]
     notes = data.get("notes", [])
-    return Params(source=source, bin_s=bin_s, start_s=_num(data, "start_s", ""), classes=classes,
-                  generator=str(data.get("generator", "")),
-                  notes=[str(n) for n in notes] if isinstance(notes, list) else [])
+    return Params(
+        source=source,
+        bin_s=bin_s,
+        start_s=_num(data, "start_s", ""),
+        classes=classes,
+        generator=str(data.get("generator", "")),
+        notes=[str(n) for n in notes] if isinstance(notes, list) else [],
+    )
 
 
 def _class_from_dict(data: Any, where: str, bins: int) -> ClassParams:
@@ -335,13 +356,21 @@ def _class_from_dict(data: Any, where: str, bins: int) -> ClassParams:
             think_s=None if think is None else distribution_from_dict(think, f"{cw}.think_s"),
         ),
         lengths=Lengths(
-            first_request=distribution_from_dict(lengths.get("first_request"), f"{lw}.first_request"),
-            response=bucketed_from_dict(lengths.get("response_by_request"), f"{lw}.response_by_request"),
-            increment=None if inc is None else bucketed_from_dict(inc, f"{lw}.increment_by_history"),
+            first_request=distribution_from_dict(
+                lengths.get("first_request"), f"{lw}.first_request"
+            ),
+            response=bucketed_from_dict(
+                lengths.get("response_by_request"), f"{lw}.response_by_request"
+            ),
+            increment=None
+            if inc is None
+            else bucketed_from_dict(inc, f"{lw}.increment_by_history"),
             max_request=_int(lengths, "max_request", lw, low=1),
         ),
-        failures=Failures(rate=_prob(fail, "rate", f"{where}.failures"),
-                          zero_request_fraction=_prob(fail, "zero_request_fraction", f"{where}.failures")),
+        failures=Failures(
+            rate=_prob(fail, "rate", f"{where}.failures"),
+            zero_request_fraction=_prob(fail, "zero_request_fraction", f"{where}.failures"),
+        ),
         elapsed=Elapsed(
             intercept_s=_num(el, "intercept_s", ew),
             per_response_token_s=_num(el, "per_response_token_s", ew),
@@ -415,6 +444,16 @@ def _compact_number_lists(text: str) -> str:
 
 
 __all__ = [
-    "Arrivals", "ClassParams", "Conversations", "Elapsed", "Failures", "Lengths", "Params",
-    "ParamsError", "Quantiles", "Source", "load_params", "save_params",
+    "Arrivals",
+    "ClassParams",
+    "Conversations",
+    "Elapsed",
+    "Failures",
+    "Lengths",
+    "Params",
+    "ParamsError",
+    "Quantiles",
+    "Source",
+    "load_params",
+    "save_params",
 ]

@@ -32,10 +32,14 @@ _DATA = Path(__file__).resolve().parent.parent / "data"
 
 #: Fitted presets: name -> (bundled trace it is fitted from, description).
 FITTED: dict[str, tuple[str, str]] = {
-    "burstgpt1-week1": ("BurstGPT_1_first7days_rows0000001-0019431.csv",
-                        "fitted on the first 7 days of BurstGPT_1 (19,431 rows; 98 % Conversation log)"),
-    "burstgpt3-slice": ("BurstGPT_3_first400rows_gitm.csv",
-                        "fitted on the first 400 rows of BurstGPT_3 (11.5 h; 135 sessions)"),
+    "burstgpt1-week1": (
+        "BurstGPT_1_first7days_rows0000001-0019431.csv",
+        "fitted on the first 7 days of BurstGPT_1 (19,431 rows; 98 % Conversation log)",
+    ),
+    "burstgpt3-slice": (
+        "BurstGPT_3_first400rows_gitm.csv",
+        "fitted on the first 400 rows of BurstGPT_3 (11.5 h; 135 sessions)",
+    ),
 }
 PAPER_DEMO = "paper-demo"
 DESCRIPTIONS: dict[str, str] = {
@@ -69,7 +73,9 @@ def fit_preset(name: str) -> Params:
     from .fit import fit_trace
 
     if name not in FITTED:
-        raise ParamsError(f"preset {name!r} is not fitted from a bundled trace; fitted presets: {', '.join(FITTED)}")
+        raise ParamsError(
+            f"preset {name!r} is not fitted from a bundled trace; fitted presets: {', '.join(FITTED)}"
+        )
     return fit_trace(preset_source(name))
 
 
@@ -83,20 +89,39 @@ def paper_demo(bin_s: int = 1200) -> Params:
         model="ChatGPT",
         rows=3600,
         conversations_count=3600,
-        arrivals=Arrivals(rate_per_s=[1.0] * bins, shape=[0.5] * bins, gaps=[0] * bins,
-                          exposure_s=[float(bin_s)] * bins, day_levels=[1.0], shape_estimator="preset"),
+        arrivals=Arrivals(
+            rate_per_s=[1.0] * bins,
+            shape=[0.5] * bins,
+            gaps=[0] * bins,
+            exposure_s=[float(bin_s)] * bins,
+            day_levels=[1.0],
+            shape_estimator="preset",
+        ),
         conversations=Conversations(turns=Pmf((1,), (1.0,))),
         lengths=Lengths(first_request=zipf, response=Bucketed((), (zipf,)), max_request=1023),
         failures=Failures(rate=0.0, zero_request_fraction=1.0),
-        elapsed=Elapsed(a, b, Quantiles((0.0,)), "default: least-squares line fitted on the bundled BurstGPT_3 rows"),
+        elapsed=Elapsed(
+            a,
+            b,
+            Quantiles((0.0,)),
+            "default: least-squares line fitted on the bundled BurstGPT_3 rows",
+        ),
     )
     return Params(
-        source=Source(name="paper-demo", sha256=None, rows=3600, window="preset",
-                      window_start_s=0.0, window_end_s=3600.0),
+        source=Source(
+            name="paper-demo",
+            sha256=None,
+            rows=3600,
+            window="preset",
+            window_start_s=0.0,
+            window_end_s=3600.0,
+        ),
         bin_s=bin_s,
         start_s=0.0,
         classes=[demo],
         generator="locust-burstgpt preset",
-        notes=["BurstGPT paper, modeled scaling demo: Gamma(shape 0.5, scale 2 s), i.e. a mean gap of "
-               "1 s; request and response tokens Zipf(theta 1.1) truncated to [1, 1023], independent"],
+        notes=[
+            "BurstGPT paper, modeled scaling demo: Gamma(shape 0.5, scale 2 s), i.e. a mean gap of "
+            "1 s; request and response tokens Zipf(theta 1.1) truncated to [1, 1023], independent"
+        ],
     )

@@ -39,7 +39,9 @@ import pyarrow.csv as pacsv
 from .distributions import Distribution
 from .params import DAY_S, ClassParams, Params
 
-HEADER = "Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,Total tokens,Log Type"
+HEADER = (
+    "Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,Total tokens,Log Type"
+)
 DAY_LEVEL_MODES = ("cycle", "flat")
 TAIL_MODES = ("keep", "cut")
 TIMESTAMP_DECIMALS = 3
@@ -49,13 +51,13 @@ TIMESTAMP_DECIMALS = 3
 class SynthTrace:
     """A synthesized trace in row (time) order, column-wise."""
 
-    timestamp: np.ndarray        # float64 s from 00:00 of day 0, non-decreasing
-    session: np.ndarray          # int64 index into ``session_ids``, -1 for rows without one
-    session_ids: np.ndarray      # bytes (S36) UUID-4 strings, one per conversation with a session
-    elapsed: np.ndarray          # int64 s
-    class_code: np.ndarray       # int64 index into ``classes``
+    timestamp: np.ndarray  # float64 s from 00:00 of day 0, non-decreasing
+    session: np.ndarray  # int64 index into ``session_ids``, -1 for rows without one
+    session_ids: np.ndarray  # bytes (S36) UUID-4 strings, one per conversation with a session
+    elapsed: np.ndarray  # int64 s
+    class_code: np.ndarray  # int64 index into ``classes``
     classes: list[tuple[str, str]]  # (model, log type)
-    request_tokens: np.ndarray   # int64
+    request_tokens: np.ndarray  # int64
     response_tokens: np.ndarray  # int64
     conversations: int
     start_s: float
@@ -73,6 +75,7 @@ class SynthTrace:
 
     def to_arrow(self) -> pa.Table:
         """The 8 BurstGPT_3 columns, in order, as an Arrow table."""
+
         def column(names: list[str]) -> pa.DictionaryArray:
             uniq = sorted(set(names))
             per_class = np.array([uniq.index(n) for n in names], dtype=np.int32)
@@ -81,23 +84,35 @@ class SynthTrace:
 
         has = self.session >= 0
         sid_index = pa.array(np.where(has, self.session, 0).astype(np.int32), mask=~has)
-        sid_dict = pa.array(self.session_ids, pa.binary()).cast(pa.string()) if self.session_ids.size \
+        sid_dict = (
+            pa.array(self.session_ids, pa.binary()).cast(pa.string())
+            if self.session_ids.size
             else pa.array([""], pa.string())
-        return pa.table({
-            "Timestamp": pa.array(self.timestamp),
-            "Session ID": pa.DictionaryArray.from_arrays(sid_index, sid_dict),
-            "Elapsed time": pa.array(self.elapsed),
-            "Model": column([m for m, _ in self.classes]),
-            "Request tokens": pa.array(self.request_tokens),
-            "Response tokens": pa.array(self.response_tokens),
-            "Total tokens": pa.array(self.request_tokens + self.response_tokens),
-            "Log Type": column([lt for _, lt in self.classes]),
-        })
+        )
+        return pa.table(
+            {
+                "Timestamp": pa.array(self.timestamp),
+                "Session ID": pa.DictionaryArray.from_arrays(sid_index, sid_dict),
+                "Elapsed time": pa.array(self.elapsed),
+                "Model": column([m for m, _ in self.classes]),
+                "Request tokens": pa.array(self.request_tokens),
+                "Response tokens": pa.array(self.response_tokens),
+                "Total tokens": pa.array(self.request_tokens + self.response_tokens),
+                "Log Type": column([lt for _, lt in self.classes]),
+            }
+        )
 
 
-def synthesize(params: Params, *, rate: float | None = None, duration_s: float | None = None,
-               start_s: float | None = None, seed: int = 0, day_levels: str = "cycle",
-               tail: str = "keep") -> SynthTrace:
+def synthesize(
+    params: Params,
+    *,
+    rate: float | None = None,
+    duration_s: float | None = None,
+    start_s: float | None = None,
+    seed: int = 0,
+    day_levels: str = "cycle",
+    tail: str = "keep",
+) -> SynthTrace:
     """Generate a trace; defaults: the fitted mean rate, the fitted window's length and start.
 
     ``rate`` is requests per second over the window; ``day_levels`` ``cycle`` repeats the fitted
@@ -120,7 +135,9 @@ def synthesize(params: Params, *, rate: float | None = None, duration_s: float |
     for c in params.classes:
         for name in (c.model, c.log_type):
             if any(ch in name for ch in ',"\n\r'):
-                raise ValueError(f"class name {name!r}: commas, quotes and line breaks cannot be written to CSV")
+                raise ValueError(
+                    f"class name {name!r}: commas, quotes and line breaks cannot be written to CSV"
+                )
     rng = np.random.default_rng(seed)
 
     seg_lo, seg_len, seg_bin, seg_day = _segments(start, duration, params.bin_s)
@@ -129,15 +146,22 @@ def synthesize(params: Params, *, rate: float | None = None, duration_s: float |
         rates = np.asarray(c.arrivals.filled_rates())
         levels = np.asarray(c.arrivals.day_levels) if day_levels == "cycle" else np.ones(1)
         expected.append(rates[seg_bin] * levels[seg_day % levels.size] * seg_len)
-    requests = sum(float(e.sum()) * c.conversations.turns.mean() for e, c in zip(expected, params.classes, strict=True))
+    requests = sum(
+        float(e.sum()) * c.conversations.turns.mean()
+        for e, c in zip(expected, params.classes, strict=True)
+    )
     if requests <= 0:
-        raise ValueError("the model has no traffic in this window (every bin's rate is 0); choose another --start")
+        raise ValueError(
+            "the model has no traffic in this window (every bin's rate is 0); choose another --start"
+        )
     factor = rate * duration / requests
 
     parts = []
     n_sessions = n_conversations = 0
     for code, (c, mu) in enumerate(zip(params.classes, expected, strict=True)):
-        starts = _renewal_starts(mu * factor, np.asarray(c.arrivals.shape)[seg_bin], seg_lo, seg_len, rng)
+        starts = _renewal_starts(
+            mu * factor, np.asarray(c.arrivals.shape)[seg_bin], seg_lo, seg_len, rng
+        )
         part = _conversations(c, starts, rng)
         part["class_code"] = np.full(part["timestamp"].size, code, dtype=np.int64)
         if c.has_sessions:
@@ -150,7 +174,9 @@ def synthesize(params: Params, *, rate: float | None = None, duration_s: float |
         parts.append(part)
 
     cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    ts = np.floor(cols["timestamp"] * 10**TIMESTAMP_DECIMALS) / 10**TIMESTAMP_DECIMALS  # never past the end
+    ts = (
+        np.floor(cols["timestamp"] * 10**TIMESTAMP_DECIMALS) / 10**TIMESTAMP_DECIMALS
+    )  # never past the end
     order = np.argsort(ts, kind="stable")
     if tail == "cut":
         order = order[ts[order] < start + duration]
@@ -177,8 +203,9 @@ def write_trace(trace: SynthTrace, path: str | os.PathLike[str]) -> None:
     try:
         with open(tmp, "wb") as fh:
             fh.write((HEADER + "\n").encode())
-            pacsv.write_csv(trace.to_arrow(), fh,
-                            pacsv.WriteOptions(include_header=False, quoting_style="none"))
+            pacsv.write_csv(
+                trace.to_arrow(), fh, pacsv.WriteOptions(include_header=False, quoting_style="none")
+            )
         os.replace(tmp, out)
     finally:
         if tmp.exists():
@@ -198,8 +225,13 @@ def _segments(start: float, duration: float, bin_s: int) -> tuple[np.ndarray, ..
     return seg_lo, seg_len, seg_bin, seg_day
 
 
-def _renewal_starts(mu: np.ndarray, shape: np.ndarray, seg_lo: np.ndarray, seg_len: np.ndarray,
-                    rng: np.random.Generator) -> np.ndarray:
+def _renewal_starts(
+    mu: np.ndarray,
+    shape: np.ndarray,
+    seg_lo: np.ndarray,
+    seg_len: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """One Gamma renewal process in operational time across all segments.
 
     ``mu[s]`` is the expected number of arrivals in segment ``s``: operational time runs at
@@ -224,7 +256,11 @@ def _renewal_starts(mu: np.ndarray, shape: np.ndarray, seg_lo: np.ndarray, seg_l
         inside = pos < end
         got = pos[inside]
         out.append(seg_lo[s] + (got - bounds[s]) / mu[s] * seg_len[s])
-        nxt = float(pos[~inside][0]) if not inside.all() else float(pos[-1] + rng.standard_gamma(k) / k)
+        nxt = (
+            float(pos[~inside][0])
+            if not inside.all()
+            else float(pos[-1] + rng.standard_gamma(k) / k)
+        )
     if not out:
         return np.empty(0)
     return np.concatenate(out)
@@ -235,7 +271,9 @@ def _stratified(n: int, rng: np.random.Generator) -> np.ndarray:
     return (rng.permutation(n) + rng.random(n)) / max(n, 1)
 
 
-def _conversations(c: ClassParams, starts: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _conversations(
+    c: ClassParams, starts: np.ndarray, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     """Rows of the conversations starting at ``starts`` (conversation-major order)."""
     n = starts.size
     turns = c.conversations.turns.sample(_stratified(n, rng)).astype(np.int64)
@@ -252,7 +290,9 @@ def _conversations(c: ClassParams, starts: np.ndarray, rng: np.random.Generator)
     by_turns = np.argsort(-turns, kind="stable")  # conversations with most turns first
     sorted_turns = turns[by_turns]
     cur_ts = starts[by_turns].astype(np.float64)
-    cur_req = np.maximum(np.rint(lengths.first_request.sample(_stratified(n, rng))), 0).astype(np.int64)[by_turns]
+    cur_req = np.maximum(np.rint(lengths.first_request.sample(_stratified(n, rng))), 0).astype(
+        np.int64
+    )[by_turns]
     think = c.conversations.think_s
     k = 0
     while True:
@@ -261,7 +301,9 @@ def _conversations(c: ClassParams, starts: np.ndarray, rng: np.random.Generator)
             break
         idx = offsets[by_turns[:active]] + k
         r = cur_req[:active]
-        out = np.maximum(np.rint(lengths.response.sample(rng.random(active), r)), 1).astype(np.int64)
+        out = np.maximum(np.rint(lengths.response.sample(rng.random(active), r)), 1).astype(
+            np.int64
+        )
         service = _service(el.intercept_s, el.per_response_token_s, el.residual_s, out, rng)
         ts[idx], req[idx], resp[idx], elapsed[idx] = cur_ts[:active], r, out, service
         more = int(np.searchsorted(-sorted_turns, -(k + 1), side="left"))
@@ -270,8 +312,11 @@ def _conversations(c: ClassParams, starts: np.ndarray, rng: np.random.Generator)
         gap = think.sample(rng.random(more)) if think is not None else np.zeros(more)
         cur_ts = cur_ts[:more] + service[:more] + np.maximum(gap, 0.0)
         history = r[:more] + out[:more]
-        inc = lengths.increment.sample(rng.random(more), history) if lengths.increment is not None \
+        inc = (
+            lengths.increment.sample(rng.random(more), history)
+            if lengths.increment is not None
             else np.zeros(more)
+        )
         cur_req = np.clip(history + np.rint(inc).astype(np.int64), 1, lengths.max_request)
         k += 1
 
@@ -280,12 +325,15 @@ def _conversations(c: ClassParams, starts: np.ndarray, rng: np.random.Generator)
         resp[fail] = 0
         zero = fail & (rng.random(total) < c.failures.zero_request_fraction)
         req[zero] = 0
-        elapsed[fail] = _service(el.intercept_s, 0.0, el.residual_s, np.zeros(int(fail.sum()), np.int64), rng)
+        elapsed[fail] = _service(
+            el.intercept_s, 0.0, el.residual_s, np.zeros(int(fail.sum()), np.int64), rng
+        )
     return {"timestamp": ts, "request": req, "response": resp, "elapsed": elapsed, "conv": conv}
 
 
-def _service(a: float, b: float, residual: Distribution, response: np.ndarray,
-             rng: np.random.Generator) -> np.ndarray:
+def _service(
+    a: float, b: float, residual: Distribution, response: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     noise = residual.sample(rng.random(response.size))
     return np.maximum(np.rint(a + b * response + noise), 0).astype(np.int64)
 
@@ -302,5 +350,15 @@ def _uuid4(n: int, rng: np.random.Generator) -> np.ndarray:
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
     hexed = _HEX[raw].view("S1").reshape(n, 32)
     dash = np.full((n, 1), b"-", dtype="S1")
-    parts = [hexed[:, 0:8], dash, hexed[:, 8:12], dash, hexed[:, 12:16], dash, hexed[:, 16:20], dash, hexed[:, 20:32]]
+    parts = [
+        hexed[:, 0:8],
+        dash,
+        hexed[:, 8:12],
+        dash,
+        hexed[:, 12:16],
+        dash,
+        hexed[:, 16:20],
+        dash,
+        hexed[:, 20:32],
+    ]
     return np.ascontiguousarray(np.concatenate(parts, axis=1)).view("S36").ravel()

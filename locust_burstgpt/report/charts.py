@@ -6,13 +6,28 @@ from pathlib import Path
 from typing import Any
 
 PANELS = [
-    ("Users: shape target vs actual", [("target_users", "target"), ("actual_users", "actual")], 1, ""),
-    ("Requests per second", [("scheduled", "scheduled"), ("sent", "sent"), ("not_sent", "not sent")], 1, ""),
+    (
+        "Users: shape target vs actual",
+        [("target_users", "target"), ("actual_users", "actual")],
+        1,
+        "",
+    ),
+    (
+        "Requests per second",
+        [("scheduled", "scheduled"), ("sent", "sent"), ("not_sent", "not sent")],
+        1,
+        "",
+    ),
     ("TTFT per second", [("ttft_p50_s", "p50"), ("ttft_p99_s", "p99")], 1000, "ms"),
     ("TPOT per second", [("tpot_p50_s", "p50"), ("tpot_p99_s", "p99")], 1000, "ms"),
     ("Output tokens per second", [("output_tokens", "tokens/s")], 1, ""),
     ("Schedule lateness p99", [("lateness_p99_s", "p99")], 1000, "ms"),
-    ("Server: running / waiting", [("server_running", "running"), ("server_waiting", "waiting")], 1, ""),
+    (
+        "Server: running / waiting",
+        [("server_running", "running"), ("server_waiting", "waiting")],
+        1,
+        "",
+    ),
     ("Server: KV-cache usage", [("server_kv_cache_usage", "KV cache")], 100, "%"),
 ]
 
@@ -24,8 +39,9 @@ def write_report_png(rows: list[dict[str, Any]], path: Path, title: str = "") ->
     import matplotlib.pyplot as plt
 
     panels = [p for p in PANELS if any(r.get(k) is not None for r in rows for k, _ in p[1])]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 2.3 * max(1, len(panels))), sharex=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(11, 2.3 * max(1, len(panels))), sharex=True, squeeze=False
+    )
     xs = [r["second"] for r in rows]
     for ax, (name, series, scale, unit) in zip(axes[:, 0], panels, strict=True):
         for key, label in series:

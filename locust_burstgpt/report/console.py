@@ -13,9 +13,11 @@ def _ms(v: float | None) -> str:
 
 def metrics_table(summary: dict[str, Any]) -> str:
     """A fixed-width table; latencies in ms, exact (not Locust's rounded buckets)."""
-    head = (f"{'class':<22} {'reqs':>6} {'ok':>6} {'TTFT p50':>9} {'p99':>8} {'ITL p50':>8} {'p99':>8} "
-            f"{'TPOT p50':>9} {'p99':>8} {'E2E p50':>9} {'p99':>9} {'late p99':>9} {'out tok/s':>10} "
-            f"{'goodput':>8}")
+    head = (
+        f"{'class':<22} {'reqs':>6} {'ok':>6} {'TTFT p50':>9} {'p99':>8} {'ITL p50':>8} {'p99':>8} "
+        f"{'TPOT p50':>9} {'p99':>8} {'E2E p50':>9} {'p99':>9} {'late p99':>9} {'out tok/s':>10} "
+        f"{'goodput':>8}"
+    )
     lines = ["LLM metrics (ms; exact percentiles)", head, "-" * len(head)]
     for label, s in summary.items():
         good = s.get("goodput") or {}
@@ -37,5 +39,7 @@ def length_line(summary: dict[str, Any]) -> str:
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{v * 100:.1f} %"
 
-    return (f"Length fidelity: prompt tokens == trace target for {pct(length.get('prompt_exact_fraction'))} "
-            f"of ok requests; completion tokens == target for {pct(length.get('completion_exact_fraction'))}")
+    return (
+        f"Length fidelity: prompt tokens == trace target for {pct(length.get('prompt_exact_fraction'))} "
+        f"of ok requests; completion tokens == target for {pct(length.get('completion_exact_fraction'))}"
+    )

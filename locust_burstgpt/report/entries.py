@@ -21,10 +21,17 @@ def request_entry(record: Any, meta: dict[str, Any], epoch_wall: float) -> dict[
     return entry
 
 
-def not_sent_entry(meta: dict[str, Any], reason: str, scheduled_offset_s: float | None) -> dict[str, Any]:
+def not_sent_entry(
+    meta: dict[str, Any], reason: str, scheduled_offset_s: float | None
+) -> dict[str, Any]:
     """Entry for a scheduled request that was never sent, with the reason."""
-    return {"request_id": meta.get("request_id"), "outcome": "not_sent", "not_sent_reason": reason,
-            "scheduled_offset_s": scheduled_offset_s, **meta}
+    return {
+        "request_id": meta.get("request_id"),
+        "outcome": "not_sent",
+        "not_sent_reason": reason,
+        "scheduled_offset_s": scheduled_offset_s,
+        **meta,
+    }
 
 
 def turn_meta(conversation: Any, turn: Any, label: str, request_id: str) -> dict[str, Any]:

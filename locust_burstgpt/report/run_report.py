@@ -54,10 +54,16 @@ def entry_to_record(entry: dict[str, Any]) -> RequestRecord:
 
 
 class RunReport:
-    def __init__(self, epoch_wall: float, report_dir: str | None, per_request_limits: dict[str, float]) -> None:
+    def __init__(
+        self, epoch_wall: float, report_dir: str | None, per_request_limits: dict[str, float]
+    ) -> None:
         self.epoch_wall = epoch_wall
         self.dir = Path(report_dir) if report_dir else None
-        slo = PerRequestSLO(**{f"{k}_s": v for k, v in per_request_limits.items()}) if per_request_limits else None
+        slo = (
+            PerRequestSLO(**{f"{k}_s": v for k, v in per_request_limits.items()})
+            if per_request_limits
+            else None
+        )
         self.metrics = MetricsStore(slo=slo)
         self.timeline = Timeline(epoch_wall)
         self.entries = 0
@@ -92,8 +98,12 @@ class RunReport:
     def entry_ledger(self) -> dict[str, Any]:
         """Counts from the entries themselves (cross-checks the processes' counters)."""
         sent = sum(self.outcomes.values())
-        return {"entries": self.entries, "sent": sent, "outcomes": dict(self.outcomes),
-                "not_sent": dict(self.not_sent)}
+        return {
+            "entries": self.entries,
+            "sent": sent,
+            "outcomes": dict(self.outcomes),
+            "not_sent": dict(self.not_sent),
+        }
 
     def write_json(self, name: str, data: Any) -> Path | None:
         if self.dir is None:

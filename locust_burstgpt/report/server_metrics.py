@@ -32,17 +32,30 @@ Source = tuple[str, ...]  # metric names whose values are added
 GAUGES: dict[str, tuple[Source, ...]] = {
     "running": (("vllm:num_requests_running",), ("llamacpp:requests_processing",)),
     "waiting": (("vllm:num_requests_waiting",), ("llamacpp:requests_deferred",)),
-    "kv_cache_usage": (("vllm:kv_cache_usage_perc",), ("vllm:gpu_cache_usage_perc",),
-                       ("llamacpp:kv_cache_usage_ratio",)),
+    "kv_cache_usage": (
+        ("vllm:kv_cache_usage_perc",),
+        ("vllm:gpu_cache_usage_perc",),
+        ("llamacpp:kv_cache_usage_ratio",),
+    ),
 }
 _LLAMACPP_PROMPT = ("llamacpp:prompt_tokens_total", "llamacpp:prompt_tokens_cached_total")
 COUNTERS: dict[str, tuple[Source, ...]] = {
     "generation_tokens": (("vllm:generation_tokens_total",), ("llamacpp:tokens_predicted_total",)),
-    "prompt_tokens": (("vllm:prompt_tokens_total",), _LLAMACPP_PROMPT, ("llamacpp:prompt_tokens_total",)),
-    "prefix_cache_hits": (("vllm:prefix_cache_hits_total",), ("vllm:gpu_prefix_cache_hits_total",),
-                          ("llamacpp:prompt_tokens_cached_total",)),
-    "prefix_cache_queries": (("vllm:prefix_cache_queries_total",), ("vllm:gpu_prefix_cache_queries_total",),
-                             _LLAMACPP_PROMPT),
+    "prompt_tokens": (
+        ("vllm:prompt_tokens_total",),
+        _LLAMACPP_PROMPT,
+        ("llamacpp:prompt_tokens_total",),
+    ),
+    "prefix_cache_hits": (
+        ("vllm:prefix_cache_hits_total",),
+        ("vllm:gpu_prefix_cache_hits_total",),
+        ("llamacpp:prompt_tokens_cached_total",),
+    ),
+    "prefix_cache_queries": (
+        ("vllm:prefix_cache_queries_total",),
+        ("vllm:gpu_prefix_cache_queries_total",),
+        _LLAMACPP_PROMPT,
+    ),
 }
 _LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([^\s]+)")
 
@@ -77,7 +90,9 @@ def pick(samples: dict[str, float], sources: tuple[Source, ...]) -> float | None
 class ServerMetricsScraper:
     """Polls one ``/metrics`` URL; ``scrape()`` returns gauges and counter deltas since the last call."""
 
-    def __init__(self, url: str, api_key: str | None = None, verify_tls: bool = True, timeout_s: float = 2.0):
+    def __init__(
+        self, url: str, api_key: str | None = None, verify_tls: bool = True, timeout_s: float = 2.0
+    ):
         self.url = url
         self.api_key = api_key
         self.timeout_s = timeout_s

@@ -16,8 +16,16 @@ from typing import Any
 
 import numpy as np
 
-OUTCOMES = ("ok", "http_error", "timeout_before_first_token", "timeout_mid_stream", "connection_error",
-            "stream_cut", "protocol_error", "cancelled")
+OUTCOMES = (
+    "ok",
+    "http_error",
+    "timeout_before_first_token",
+    "timeout_mid_stream",
+    "connection_error",
+    "stream_cut",
+    "protocol_error",
+    "cancelled",
+)
 
 
 # A second's TTFT/TPOT lists become two final percentiles once requests have ended this much later:
@@ -25,7 +33,9 @@ OUTCOMES = ("ok", "http_error", "timeout_before_first_token", "timeout_mid_strea
 # (the local queue, or a worker's next batch), so later additions do not happen in practice. Counted
 # if they do (``Timeline.stale_values``) and reported; the run's own metrics always hold every value.
 HORIZON_S = 30
-TAIL_SPARE = 8  # lateness values kept beyond the p99's rank, for requests of that second still running
+TAIL_SPARE = (
+    8  # lateness values kept beyond the p99's rank, for requests of that second still running
+)
 
 
 class _Tail:
@@ -75,8 +85,20 @@ def _inverted_cdf_index(n: int, q: float) -> int:
 class _Second:
     """One second's counts; its TTFT/TPOT/lateness lists are compacted once the second is final."""
 
-    __slots__ = ("scheduled", "sent", "completed", "not_sent", "outcomes", "output_tokens", "ttft", "tpot",
-                 "lateness", "starts", "ends", "final")
+    __slots__ = (
+        "scheduled",
+        "sent",
+        "completed",
+        "not_sent",
+        "outcomes",
+        "output_tokens",
+        "ttft",
+        "tpot",
+        "lateness",
+        "starts",
+        "ends",
+        "final",
+    )
 
     def __init__(self) -> None:
         self.scheduled = self.sent = self.completed = self.not_sent = 0
@@ -90,7 +112,12 @@ class _Second:
         self.final: tuple[float | None, float | None, float | None, float | None] | None = None
 
     def compact(self) -> None:
-        self.final = (_pct(self.ttft, 50), _pct(self.ttft, 99), _pct(self.tpot, 50), _pct(self.tpot, 99))
+        self.final = (
+            _pct(self.ttft, 50),
+            _pct(self.ttft, 99),
+            _pct(self.tpot, 50),
+            _pct(self.tpot, 99),
+        )
         self.ttft = self.tpot = _NONE
         if isinstance(self.lateness, list):
             self.lateness = _Tail(self.lateness)
@@ -99,7 +126,12 @@ class _Second:
         if self.final is not None:
             ttft_tpot = self.final
         else:
-            ttft_tpot = (_pct(self.ttft, 50), _pct(self.ttft, 99), _pct(self.tpot, 50), _pct(self.tpot, 99))
+            ttft_tpot = (
+                _pct(self.ttft, 50),
+                _pct(self.ttft, 99),
+                _pct(self.tpot, 50),
+                _pct(self.tpot, 99),
+            )
         late = self.lateness.p99() if isinstance(self.lateness, _Tail) else _pct(self.lateness, 99)
         return (*ttft_tpot, late)
 
@@ -234,8 +266,10 @@ class Timeline:
                 "completed": s.completed,
                 **{f"outcome_{o}": s.outcomes.get(o, 0) for o in OUTCOMES},
                 "output_tokens": s.output_tokens,
-                "ttft_p50_s": ttft50, "ttft_p99_s": ttft99,
-                "tpot_p50_s": tpot50, "tpot_p99_s": tpot99,
+                "ttft_p50_s": ttft50,
+                "ttft_p99_s": ttft99,
+                "tpot_p50_s": tpot50,
+                "tpot_p99_s": tpot99,
                 "lateness_p99_s": late99,
             }
             server = self.server_values(sec)

@@ -39,14 +39,21 @@ class Verdict:
         return 0 if self.slo_passed else EXIT_SLO_MISS
 
     def to_dict(self) -> dict[str, Any]:
-        return {"gates": self.gates, "slo_passed": self.slo_passed if self.gates else None,
-                "trusted": self.trusted, "trust_problems": self.trust_problems, "exit_code": self.exit_code()}
+        return {
+            "gates": self.gates,
+            "slo_passed": self.slo_passed if self.gates else None,
+            "trusted": self.trusted,
+            "trust_problems": self.trust_problems,
+            "exit_code": self.exit_code(),
+        }
 
     def lines(self) -> list[str]:
         out = []
         for g in self.gates:
-            out.append(f"SLO {'PASS' if g['passed'] else 'MISS'}: " + (
-                g["text"] + f" (measured {g['display']})" if g["passed"] else g["miss"]))
+            out.append(
+                f"SLO {'PASS' if g['passed'] else 'MISS'}: "
+                + (g["text"] + f" (measured {g['display']})" if g["passed"] else g["miss"])
+            )
         for p in self.trust_problems:
             out.append(f"UNTRUSTWORTHY RUN: {p}")
         return out
@@ -60,7 +67,9 @@ def gate_value(gate: Gate, store: MetricsStore, duration_s: float | None) -> flo
     if gate.metric == "goodput":
         return (summary.get("goodput") or {}).get("fraction")
     if gate.metric == "fail_ratio":
-        finished = summary["requests"] - sum(v for k, v in summary["outcomes"].items() if k == "cancelled")
+        finished = summary["requests"] - sum(
+            v for k, v in summary["outcomes"].items() if k == "cancelled"
+        )
         return (finished - summary["ok"]) / finished if finished else None
     return summary.get(gate.metric)
 
@@ -73,14 +82,22 @@ def _display(gate: Gate, value: float | None) -> str:
     return f"{value:.4g}"
 
 
-def evaluate(spec: SLOSpec, store: MetricsStore, duration_s: float | None,
-             trust_problems: list[str]) -> Verdict:
+def evaluate(
+    spec: SLOSpec, store: MetricsStore, duration_s: float | None, trust_problems: list[str]
+) -> Verdict:
     verdict = Verdict(trust_problems=list(trust_problems))
     for gate in spec.gates:
         value = gate_value(gate, store, duration_s)
-        verdict.gates.append({
-            "gate": gate.key, "text": gate.text, "op": gate.op, "threshold": gate.threshold,
-            "value": value, "passed": gate.passes(value), "display": _display(gate, value),
-            "miss": gate.miss_text(value),
-        })
+        verdict.gates.append(
+            {
+                "gate": gate.key,
+                "text": gate.text,
+                "op": gate.op,
+                "threshold": gate.threshold,
+                "value": value,
+                "passed": gate.passes(value),
+                "display": _display(gate, value),
+                "miss": gate.miss_text(value),
+            }
+        )
     return verdict

@@ -72,7 +72,9 @@ class SimConfig:
         cls, data: Mapping[str, Any], profile: str | None = None, where: str = "simulator config"
     ) -> SimConfig:
         if not isinstance(data, Mapping):
-            raise ValueError(f"{where}: expected an object at the top level, got {type(data).__name__}")
+            raise ValueError(
+                f"{where}: expected an object at the top level, got {type(data).__name__}"
+            )
         unknown = set(data) - _KEYS
         if unknown:
             raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_KEYS)}")
@@ -91,16 +93,22 @@ class SimConfig:
             raise ValueError(msg if msg.startswith(where) else f"{where}: {msg}") from None
         model = data.get("model", "burstgpt-sim")
         if not isinstance(model, str) or not model or '"' in model or "\\" in model:
-            raise ValueError(f"{where}: 'model' must be a non-empty name without quotes, got {model!r}")
+            raise ValueError(
+                f"{where}: 'model' must be a non-empty name without quotes, got {model!r}"
+            )
         max_waiting = data.get("max_waiting")
         if max_waiting is not None and (not _is_int(max_waiting) or max_waiting < 0):
-            raise ValueError(f"{where}: 'max_waiting' must be an integer >= 0 or null, got {max_waiting!r}")
+            raise ValueError(
+                f"{where}: 'max_waiting' must be an integer >= 0 or null, got {max_waiting!r}"
+            )
         emit = data.get("emit_send_times", False)
         if not isinstance(emit, bool):
             raise ValueError(f"{where}: 'emit_send_times' must be true or false, got {emit!r}")
         mean = data.get("natural_tokens_mean", 256)
         if not _is_int(mean) or mean < 1:
-            raise ValueError(f"{where}: 'natural_tokens_mean' must be an integer >= 1, got {mean!r}")
+            raise ValueError(
+                f"{where}: 'natural_tokens_mean' must be an integer >= 1, got {mean!r}"
+            )
         seed = data.get("seed", 0)
         if not _is_int(seed):
             raise ValueError(f"{where}: 'seed' must be an integer, got {seed!r}")
@@ -141,7 +149,9 @@ def read_config_file(path: Path) -> tuple[Mapping[str, Any], str]:
     try:
         return json.loads(raw), where
     except json.JSONDecodeError as e:
-        raise ValueError(f"{where}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+        raise ValueError(
+            f"{where}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}"
+        ) from None
 
 
 def _is_int(v: object) -> bool:

@@ -218,12 +218,16 @@ class Engine:
     def add(self, req: SeqRequest, owner: object = None) -> Sequence:
         """Queue a request; it is admitted by a later ``step``."""
         if not 1 <= req.target_tokens <= req.max_tokens:
-            raise ValueError(f"target_tokens {req.target_tokens} not in 1..max_tokens {req.max_tokens}")
+            raise ValueError(
+                f"target_tokens {req.target_tokens} not in 1..max_tokens {req.max_tokens}"
+            )
         if len(req.prompt_ids) < 1:
             raise ValueError("empty prompt")
         need = len(req.prompt_ids) + req.max_tokens
         if need > self.profile.max_model_len:
-            raise ValueError(f"prompt + max_tokens = {need} > max_model_len {self.profile.max_model_len}")
+            raise ValueError(
+                f"prompt + max_tokens = {need} > max_model_len {self.profile.max_model_len}"
+            )
         self._next_id += 1
         seed = text.seed_for_prompt(req.prompt_ids) if req.word_seed is None else req.word_seed
         seq = Sequence(
@@ -446,7 +450,9 @@ class Engine:
         bs = self.profile.block_size
         ids = seq.token_ids
         if seq.prompt_block_hashes is None:
-            seq.prompt_block_hashes = list(_chain(ids[: seq.prompt_len - seq.prompt_len % bs], bs, 0))
+            seq.prompt_block_hashes = list(
+                _chain(ids[: seq.prompt_len - seq.prompt_len % bs], bs, 0)
+            )
         hashes = list(seq.prompt_block_hashes)
         start = len(hashes) * bs
         prev = hashes[-1] if hashes else 0

@@ -115,7 +115,9 @@ def parse_fault_header(value: str) -> Fault | None:
         try:
             params[key] = _PARAMS[key](raw.strip())
         except ValueError:
-            raise FaultError(f"x-sim-fault: {key} must be a {_PARAMS[key].__name__}, got {raw!r}") from None
+            raise FaultError(
+                f"x-sim-fault: {key} must be a {_PARAMS[key].__name__}, got {raw!r}"
+            ) from None
     return Fault(kind=kind, **params)  # type: ignore[arg-type]
 
 
@@ -153,6 +155,8 @@ def rule_from_dict(d: Mapping[str, object], where: str) -> FaultRule:
             or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in w)
             or w[0] >= w[1]
         ):
-            raise FaultError(f"{where}: bad window {w!r}; expected [start_s, end_s] with start < end")
+            raise FaultError(
+                f"{where}: bad window {w!r}; expected [start_s, end_s] with start < end"
+            )
         windows.append((float(w[0]), float(w[1])))
     return FaultRule(fault=fault, rate=float(rate), every=every, windows=windows)

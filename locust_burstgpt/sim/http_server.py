@@ -105,14 +105,18 @@ class HttpConnection(asyncio.Protocol):
                 self.pending = None
                 self.http11 = http11
                 conn_hdr = headers.get("connection", "").lower()
-                self.keep_alive = ("close" not in conn_hdr) if http11 else ("keep-alive" in conn_hdr)
+                self.keep_alive = (
+                    ("close" not in conn_hdr) if http11 else ("keep-alive" in conn_hdr)
+                )
                 self.busy = True
                 try:
                     self.srv.handle(self, method, path, headers, body)
                 except Exception as e:  # a bug must not take the server down
                     log.exception("internal error handling %s %s", method, path)
                     if self.active is None and self.busy:
-                        self.send_error(ApiError(500, f"Internal simulator error: {e}", "InternalServerError"))
+                        self.send_error(
+                            ApiError(500, f"Internal simulator error: {e}", "InternalServerError")
+                        )
         finally:
             self._processing = False
 
@@ -131,7 +135,9 @@ class HttpConnection(asyncio.Protocol):
             self.fail(ApiError(400, "Malformed HTTP request line or headers."))
             return False
         if "transfer-encoding" in headers:
-            self.fail(ApiError(411, "Chunked request bodies are not supported; send Content-Length."))
+            self.fail(
+                ApiError(411, "Chunked request bodies are not supported; send Content-Length.")
+            )
             return False
         try:
             length = int(headers.get("content-length", "0"))
@@ -155,14 +161,23 @@ class HttpConnection(asyncio.Protocol):
         if not self.closed and self.transport is not None:
             self.transport.write(data)
 
-    def send(self, status: int, body: bytes, content_type: str = "application/json",
-             extra: dict[str, str] | None = None) -> None:
+    def send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json",
+        extra: dict[str, str] | None = None,
+    ) -> None:
         """A complete Content-Length response; ends the request."""
-        self.write(wire.response_head(status, content_type, len(body), not self.keep_alive, extra) + body)
+        self.write(
+            wire.response_head(status, content_type, len(body), not self.keep_alive, extra) + body
+        )
         self.done()
 
     def send_error(self, err: ApiError) -> None:
-        self.srv.wire_metrics.http_errors[err.status] = self.srv.wire_metrics.http_errors.get(err.status, 0) + 1
+        self.srv.wire_metrics.http_errors[err.status] = (
+            self.srv.wire_metrics.http_errors.get(err.status, 0) + 1
+        )
         self.send(err.status, err.body(), extra=err.headers)
 
     def fail(self, err: ApiError) -> None:
@@ -189,11 +204,25 @@ class HttpConnection(asyncio.Protocol):
 class Completion:
     """Streams (or collects) one completion request's tokens as the engine produces them."""
 
-    __slots__ = ("conn", "srv", "req", "fault", "arrival", "seq", "tpl", "rid", "created",
-                 "last_write", "cancelled", "timer", "chunked")
+    __slots__ = (
+        "conn",
+        "srv",
+        "req",
+        "fault",
+        "arrival",
+        "seq",
+        "tpl",
+        "rid",
+        "created",
+        "last_write",
+        "cancelled",
+        "timer",
+        "chunked",
+    )
 
-    def __init__(self, conn: HttpConnection, srv: SimServer, req: CompletionRequest,
-                 fault: Fault | None) -> None:
+    def __init__(
+        self, conn: HttpConnection, srv: SimServer, req: CompletionRequest, fault: Fault | None
+    ) -> None:
         self.conn = conn
         self.srv = srv
         self.req = req
@@ -202,8 +231,9 @@ class Completion:
         self.seq: Sequence | None = None
         self.rid = ("chatcmpl-" if req.chat else "cmpl-") + uuid.uuid4().hex
         self.created = int(time.time())
-        self.tpl = wire.ChunkTemplates(req.chat, self.rid, self.created, srv.config.model,
-                                       srv.config.emit_send_times)
+        self.tpl = wire.ChunkTemplates(
+            req.chat, self.rid, self.created, srv.config.model, srv.config.emit_send_times
+        )
         self.last_write = 0.0
         self.cancelled = False
         self.timer: asyncio.TimerHandle | None = None
@@ -225,8 +255,14 @@ class Completion:
         stall_s = 0.0
         if fault is not None and fault.kind == "stall_mid_stream":
             stall_after, stall_s = fault.after, fault.seconds
-        sreq = SeqRequest(self.req.prompt_ids, self.req.max_tokens, self.req.target_tokens,
-                          arrival=self.arrival, stall_after=stall_after, stall_s=stall_s)
+        sreq = SeqRequest(
+            self.req.prompt_ids,
+            self.req.max_tokens,
+            self.req.target_tokens,
+            arrival=self.arrival,
+            stall_after=stall_after,
+            stall_s=stall_s,
+        )
         if fault is not None and fault.kind == "stall_before_first_token":
             self.timer = asyncio.get_running_loop().call_later(fault.seconds, self._submit, sreq)
         else:
@@ -269,7 +305,11 @@ class Completion:
         finished = seq.status is SeqStatus.FINISHED
         fault = self.fault
         if not self.req.stream:
-            if fault is not None and fault.kind == "cut_mid_stream" and (n >= fault.after or finished):
+            if (
+                fault is not None
+                and fault.kind == "cut_mid_stream"
+                and (n >= fault.after or finished)
+            ):
                 self._cut()
             elif finished:
                 self._finish_plain(seq)
@@ -290,8 +330,10 @@ class Completion:
                 parts.append(fr(tpl.role()))
         parts.append(tpl.token(frag, self.chunked))
         if fault is not None:
-            if fault.kind == "malformed_sse" and fault.after > 0 and (
-                n == fault.after or (finished and n < fault.after)
+            if (
+                fault.kind == "malformed_sse"
+                and fault.after > 0
+                and (n == fault.after or (finished and n < fault.after))
             ):
                 parts.append(fr(tpl.malformed()))
             elif fault.kind == "cut_mid_stream" and (n >= fault.after or finished):
@@ -301,7 +343,9 @@ class Completion:
         if finished:
             parts.append(fr(tpl.final(seq.finish_reason)))
             if self.req.include_usage:
-                parts.append(fr(tpl.usage(seq.prompt_len, seq.num_generated, seq.cached_tokens or 0)))
+                parts.append(
+                    fr(tpl.usage(seq.prompt_len, seq.num_generated, seq.cached_tokens or 0))
+                )
             parts.append(fr(wire.DONE))
             if self.chunked:
                 parts.append(wire.CHUNKED_END)
@@ -314,9 +358,15 @@ class Completion:
 
     def _finish_plain(self, seq: Sequence) -> None:
         body = wire.full_response(
-            self.req.chat, self.rid, self.created, self.srv.config.model,
-            text.completion_text(seq.word_seed, seq.num_generated), seq.finish_reason,
-            seq.prompt_len, seq.num_generated, seq.cached_tokens or 0,
+            self.req.chat,
+            self.rid,
+            self.created,
+            self.srv.config.model,
+            text.completion_text(seq.word_seed, seq.num_generated),
+            seq.finish_reason,
+            seq.prompt_len,
+            seq.num_generated,
+            seq.cached_tokens or 0,
         )
         if self.fault is not None and self.fault.kind == "malformed_sse":
             body = body[: len(body) // 2]
@@ -332,8 +382,14 @@ class Completion:
         self.conn.done()
 
 
-def handle_request(srv: SimServer, conn: HttpConnection, method: str, path: str,
-                   headers: dict[str, str], body: bytes) -> None:
+def handle_request(
+    srv: SimServer,
+    conn: HttpConnection,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes,
+) -> None:
     """Route one request."""
     cfg = srv.config
     if path in ("/v1/chat/completions", "/v1/completions"):
@@ -342,8 +398,13 @@ def handle_request(srv: SimServer, conn: HttpConnection, method: str, path: str,
             return
         try:
             data = parse_json_body(body)
-            req = parse_completion(data, path == "/v1/chat/completions", cfg.model,
-                                   cfg.profile.max_model_len, cfg.natural_tokens_mean)
+            req = parse_completion(
+                data,
+                path == "/v1/chat/completions",
+                cfg.model,
+                cfg.profile.max_model_len,
+                cfg.natural_tokens_mean,
+            )
             fault = srv.faults.choose(headers.get("x-sim-fault"), time.monotonic() - srv.started_at)
         except ApiError as e:
             conn.send_error(e)
@@ -360,18 +421,39 @@ def handle_request(srv: SimServer, conn: HttpConnection, method: str, path: str,
                 return
         if cfg.max_waiting is not None and srv.engine.num_waiting >= cfg.max_waiting:
             wm.faults["http_503"] = wm.faults.get("http_503", 0) + 1
-            conn.send_error(ApiError(
-                503, f"The server is overloaded: {srv.engine.num_waiting} requests are waiting "
-                f"(max_waiting {cfg.max_waiting}).", "ServiceUnavailableError"))
+            conn.send_error(
+                ApiError(
+                    503,
+                    f"The server is overloaded: {srv.engine.num_waiting} requests are waiting "
+                    f"(max_waiting {cfg.max_waiting}).",
+                    "ServiceUnavailableError",
+                )
+            )
             return
         Completion(conn, srv, req, fault).start()
         return
     if path == "/health" and method in ("GET", "HEAD"):
         conn.send(200, b"", "text/plain")
     elif path == "/v1/models" and method == "GET":
-        conn.send(200, json.dumps({"object": "list", "data": [{
-            "id": cfg.model, "object": "model", "created": int(srv.started_wall), "owned_by": "burstgpt-sim",
-            "root": cfg.model, "parent": None, "max_model_len": cfg.profile.max_model_len}]}).encode())
+        conn.send(
+            200,
+            json.dumps(
+                {
+                    "object": "list",
+                    "data": [
+                        {
+                            "id": cfg.model,
+                            "object": "model",
+                            "created": int(srv.started_wall),
+                            "owned_by": "burstgpt-sim",
+                            "root": cfg.model,
+                            "parent": None,
+                            "max_model_len": cfg.profile.max_model_len,
+                        }
+                    ],
+                }
+            ).encode(),
+        )
     elif path == "/metrics" and method == "GET":
         conn.send(200, srv.render_metrics().encode(), "text/plain; version=0.0.4; charset=utf-8")
     elif path == "/tokenize" and method == "POST":
@@ -380,8 +462,17 @@ def handle_request(srv: SimServer, conn: HttpConnection, method: str, path: str,
         except ApiError as e:
             conn.send_error(e)
             return
-        conn.send(200, json.dumps({"count": count, "max_model_len": cfg.profile.max_model_len,
-                                   "tokens": ids, "token_strs": None}).encode())
+        conn.send(
+            200,
+            json.dumps(
+                {
+                    "count": count,
+                    "max_model_len": cfg.profile.max_model_len,
+                    "tokens": ids,
+                    "token_strs": None,
+                }
+            ).encode(),
+        )
     elif path in ("/health", "/v1/models", "/metrics", "/tokenize"):
         conn.send_error(ApiError(405, f"Method {method} not allowed on {path}."))
     else:
@@ -390,8 +481,12 @@ def handle_request(srv: SimServer, conn: HttpConnection, method: str, path: str,
 
 def _fault_error(fault: Fault, status: int) -> ApiError:
     if status == 429:
-        return ApiError(429, "Rate limit exceeded (simulated fault).", "RateLimitError",
-                        headers={"retry-after": str(fault.retry_after)})
+        return ApiError(
+            429,
+            "Rate limit exceeded (simulated fault).",
+            "RateLimitError",
+            headers={"retry-after": str(fault.retry_after)},
+        )
     if status == 503:
         return ApiError(503, "Service unavailable (simulated fault).", "ServiceUnavailableError")
     return ApiError(500, "Internal server error (simulated fault).", "InternalServerError")

@@ -66,7 +66,9 @@ class SimulatorProcess:
         startup_timeout: float = 30.0,
         log_file: str | Path | None = None,
     ) -> None:
-        self.config = SimConfig.load(profile, config)  # fail here, with the file named, not in the child
+        self.config = SimConfig.load(
+            profile, config
+        )  # fail here, with the file named, not in the child
         self.profile = self.config.profile.name
         self.host = host
         self.port = port
@@ -84,8 +86,18 @@ class SimulatorProcess:
         return self.proc.pid if self.proc is not None else None
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "locust_burstgpt.sim", "--host", self.host, "--port",
-               str(self.port), "--loop", self.loop, "--watch-parent"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "locust_burstgpt.sim",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--loop",
+            self.loop,
+            "--watch-parent",
+        ]
         if self._profile_arg:
             cmd += ["--profile", self._profile_arg]
         if isinstance(self._config_arg, Mapping):
@@ -102,7 +114,10 @@ class SimulatorProcess:
             self._log = open(self.log_file, "ab")
             stderr = self._log
         self.proc = subprocess.Popen(
-            self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
+            self.command(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
             close_fds=True,
         )
         atexit.register(self.stop)
@@ -114,7 +129,11 @@ class SimulatorProcess:
                 raise RuntimeError(f"unexpected first line from the simulator: {line!r}")
             self.base_url = m.group(1)
             self.port = int(self.base_url.rsplit(":", 1)[1])
-            _wait_healthy(self.base_url, deadline, alive=lambda: self.proc is not None and self.proc.poll() is None)
+            _wait_healthy(
+                self.base_url,
+                deadline,
+                alive=lambda: self.proc is not None and self.proc.poll() is None,
+            )
         except BaseException:
             self.stop()
             raise
@@ -127,16 +146,22 @@ class SimulatorProcess:
         while b"\n" not in data:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise RuntimeError(f"simulator did not report its address within {self.startup_timeout}s")
+                raise RuntimeError(
+                    f"simulator did not report its address within {self.startup_timeout}s"
+                )
             ready, _, _ = select.select([fd], [], [], min(left, 0.5))
             if not ready:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"simulator exited with code {self.proc.returncode} before starting")
+                    raise RuntimeError(
+                        f"simulator exited with code {self.proc.returncode} before starting"
+                    )
                 continue
             chunk = os.read(fd, 4096)
             if not chunk:
                 self.proc.wait(timeout=5)
-                raise RuntimeError(f"simulator exited with code {self.proc.returncode} before starting")
+                raise RuntimeError(
+                    f"simulator exited with code {self.proc.returncode} before starting"
+                )
             data += chunk
         return data.split(b"\n", 1)[0].decode("utf-8", "replace")
 
@@ -251,7 +276,9 @@ def run_in_thread(
         from gevent import monkey
 
         if monkey.is_module_patched("threading") or monkey.is_module_patched("select"):
-            raise RuntimeError("run_in_thread cannot run under gevent monkey-patching; use SimulatorProcess")
+            raise RuntimeError(
+                "run_in_thread cannot run under gevent monkey-patching; use SimulatorProcess"
+            )
     return ThreadedSimulator(SimConfig.load(profile, config), host, port, loop).start()
 
 
@@ -260,12 +287,21 @@ def run_in_thread(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="port (0 picks a free one; default 8000)")
-    parser.add_argument("--profile", default=None,
-                        help="server profile: fast, a100-7b, l4-8b (default: the config's, else fast)")
+    parser.add_argument(
+        "--port", type=int, default=8000, help="port (0 picks a free one; default 8000)"
+    )
+    parser.add_argument(
+        "--profile",
+        default=None,
+        help="server profile: fast, a100-7b, l4-8b (default: the config's, else fast)",
+    )
     parser.add_argument("--config", default=None, help="JSON or TOML config file")
-    parser.add_argument("--loop", default="auto", choices=("auto", "asyncio", "uvloop"),
-                        help="event loop (auto: uvloop when installed)")
+    parser.add_argument(
+        "--loop",
+        default="auto",
+        choices=("auto", "asyncio", "uvloop"),
+        help="event loop (auto: uvloop when installed)",
+    )
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -311,11 +347,20 @@ async def _serve_main(config: SimConfig, args: argparse.Namespace) -> int:
     try:
         port = await srv.start(args.host, args.port)
     except OSError as e:
-        print(f"burstgpt sim: cannot listen on {args.host}:{args.port}: {e.strerror}", file=sys.stderr)
+        print(
+            f"burstgpt sim: cannot listen on {args.host}:{args.port}: {e.strerror}", file=sys.stderr
+        )
         return 1
     host = f"[{args.host}]" if ":" in args.host else args.host
-    print(BANNER.format(url=f"http://{host}:{port}", profile=config.profile.name, model=config.model,
-                        pid=os.getpid()), flush=True)
+    print(
+        BANNER.format(
+            url=f"http://{host}:{port}",
+            profile=config.profile.name,
+            model=config.model,
+            pid=os.getpid(),
+        ),
+        flush=True,
+    )
     watcher = None
     if getattr(args, "watch_parent", False):
         watcher = loop.create_task(_watch_parent(stop))
@@ -360,10 +405,15 @@ async def _watch_parent(stop: asyncio.Event) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m locust_burstgpt.sim",
-                                     description="The embedded OpenAI-compatible LLM server simulator.")
+    parser = argparse.ArgumentParser(
+        prog="python -m locust_burstgpt.sim",
+        description="The embedded OpenAI-compatible LLM server simulator.",
+    )
     add_arguments(parser)
     parser.add_argument("--config-json", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--watch-parent", action="store_true",
-                        help="exit when stdin closes or the parent process exits")
+    parser.add_argument(
+        "--watch-parent",
+        action="store_true",
+        help="exit when stdin closes or the parent process exits",
+    )
     return serve(parser.parse_args(argv))

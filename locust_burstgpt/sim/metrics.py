@@ -14,15 +14,95 @@ from collections.abc import Sequence
 from locust_burstgpt.sim.engine import Engine
 
 # Bucket bounds as in vLLM's metrics.
-TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
-                7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)
-ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
-               10.0, 20.0, 40.0, 80.0)
-E2E_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0,
-               120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0)
+TTFT_BUCKETS = (
+    0.001,
+    0.005,
+    0.01,
+    0.02,
+    0.04,
+    0.06,
+    0.08,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+    20.0,
+    40.0,
+    80.0,
+    160.0,
+    640.0,
+    2560.0,
+)
+ITL_BUCKETS = (
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.4,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+    20.0,
+    40.0,
+    80.0,
+)
+E2E_BUCKETS = (
+    0.3,
+    0.5,
+    0.8,
+    1.0,
+    1.5,
+    2.0,
+    2.5,
+    5.0,
+    10.0,
+    15.0,
+    20.0,
+    30.0,
+    40.0,
+    50.0,
+    60.0,
+    120.0,
+    240.0,
+    480.0,
+    960.0,
+    1920.0,
+    7680.0,
+)
 # Simulator-only: how late a chunk was written compared with its step's scheduled end.
-SEND_DELAY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015,
-                      0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0)
+SEND_DELAY_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.05,
+    0.075,
+    0.1,
+    0.2,
+    0.5,
+    1.0,
+)
 
 
 class Histogram:
@@ -73,7 +153,9 @@ def render(engine: Engine, wire: WireMetrics, model: str) -> str:
     lines: list[str] = []
 
     def gauge(name: str, value: float, help_text: str) -> None:
-        lines.extend((f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name}{{{lab}}} {value}"))
+        lines.extend(
+            (f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name}{{{lab}}} {value}")
+        )
 
     def counter(name: str, value: float, help_text: str) -> None:
         lines.extend(
@@ -85,27 +167,51 @@ def render(engine: Engine, wire: WireMetrics, model: str) -> str:
     gauge("vllm:kv_cache_usage_perc", engine.kv.usage(), "KV-cache usage, 1 means 100 percent.")
     counter("vllm:prompt_tokens_total", st.prompt_tokens, "Prompt tokens of admitted requests.")
     counter("vllm:generation_tokens_total", st.generation_tokens, "Generated tokens.")
-    counter("vllm:prefix_cache_queries_total", st.prefix_queries, "Prompt tokens looked up in the prefix cache.")
-    counter("vllm:prefix_cache_hits_total", st.prefix_hits, "Prompt tokens found in the prefix cache.")
+    counter(
+        "vllm:prefix_cache_queries_total",
+        st.prefix_queries,
+        "Prompt tokens looked up in the prefix cache.",
+    )
+    counter(
+        "vllm:prefix_cache_hits_total", st.prefix_hits, "Prompt tokens found in the prefix cache."
+    )
     counter("vllm:num_preemptions_total", st.preemptions, "Preempted (recomputed) requests.")
-    lines.extend(("# HELP vllm:request_success_total Finished requests by reason.",
-                  "# TYPE vllm:request_success_total counter"))
+    lines.extend(
+        (
+            "# HELP vllm:request_success_total Finished requests by reason.",
+            "# TYPE vllm:request_success_total counter",
+        )
+    )
     for reason in ("stop", "length", "abort"):
-        lines.append(f'vllm:request_success_total{{{lab},finished_reason="{reason}"}} {st.finished[reason]}')
-    lines += wire.ttft.render("vllm:time_to_first_token_seconds", lab, "Time to first token (wire).")
+        lines.append(
+            f'vllm:request_success_total{{{lab},finished_reason="{reason}"}} {st.finished[reason]}'
+        )
+    lines += wire.ttft.render(
+        "vllm:time_to_first_token_seconds", lab, "Time to first token (wire)."
+    )
     lines += wire.itl.render("vllm:inter_token_latency_seconds", lab, "Inter-token latency (wire).")
     lines += wire.e2e.render("vllm:e2e_request_latency_seconds", lab, "Request latency (wire).")
     lines += wire.send_delay.render(
-        "burstgpt_sim:token_send_delay_seconds", lab, "Chunk write time minus its step's scheduled end."
+        "burstgpt_sim:token_send_delay_seconds",
+        lab,
+        "Chunk write time minus its step's scheduled end.",
     )
     counter("burstgpt_sim:engine_steps_total", st.steps, "Engine steps run.")
     counter("burstgpt_sim:streamed_chunks_total", wire.streamed_chunks, "Content chunks streamed.")
-    lines.extend(("# HELP burstgpt_sim:faults_injected_total Faults injected by kind.",
-                  "# TYPE burstgpt_sim:faults_injected_total counter"))
+    lines.extend(
+        (
+            "# HELP burstgpt_sim:faults_injected_total Faults injected by kind.",
+            "# TYPE burstgpt_sim:faults_injected_total counter",
+        )
+    )
     for kind, n in sorted(wire.faults.items()):
         lines.append(f'burstgpt_sim:faults_injected_total{{{lab},kind="{kind}"}} {n}')
-    lines.extend(("# HELP burstgpt_sim:http_errors_total Error responses by status.",
-                  "# TYPE burstgpt_sim:http_errors_total counter"))
+    lines.extend(
+        (
+            "# HELP burstgpt_sim:http_errors_total Error responses by status.",
+            "# TYPE burstgpt_sim:http_errors_total counter",
+        )
+    )
     for status, n in sorted(wire.http_errors.items()):
         lines.append(f'burstgpt_sim:http_errors_total{{{lab},status="{status}"}} {n}')
     return "\n".join(lines) + "\n"

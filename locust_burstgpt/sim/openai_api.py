@@ -21,8 +21,14 @@ from locust_burstgpt.sim import text
 class ApiError(Exception):
     """An error response: HTTP status, OpenAI error type and message."""
 
-    def __init__(self, status: int, message: str, err_type: str = "BadRequestError",
-                 param: str | None = None, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        err_type: str = "BadRequestError",
+        param: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -32,8 +38,14 @@ class ApiError(Exception):
 
     def body(self) -> bytes:
         return json.dumps(
-            {"error": {"message": self.message, "type": self.err_type, "param": self.param,
-                       "code": self.status}}
+            {
+                "error": {
+                    "message": self.message,
+                    "type": self.err_type,
+                    "param": self.param,
+                    "code": self.status,
+                }
+            }
         ).encode()
 
 
@@ -75,15 +87,21 @@ def parse_completion(
     if chat:
         messages = data.get("messages")
         if not isinstance(messages, list) or not messages:
-            raise ApiError(400, "'messages' is required and must be a non-empty list.", param="messages")
+            raise ApiError(
+                400, "'messages' is required and must be a non-empty list.", param="messages"
+            )
         for i, m in enumerate(messages):
             if not isinstance(m, dict) or not isinstance(m.get("role"), str):
-                raise ApiError(400, f"messages[{i}] must be an object with a string 'role'.",
-                               param="messages")
+                raise ApiError(
+                    400, f"messages[{i}] must be an object with a string 'role'.", param="messages"
+                )
             c = m.get("content")
             if c is not None and not isinstance(c, (str, list)):
-                raise ApiError(400, f"messages[{i}].content must be a string or a list of parts.",
-                               param="messages")
+                raise ApiError(
+                    400,
+                    f"messages[{i}].content must be a string or a list of parts.",
+                    param="messages",
+                )
         prompt_ids = chat_prompt_ids(messages)
     else:
         prompt = data.get("prompt")
@@ -102,8 +120,11 @@ def parse_completion(
         if not isinstance(opts, dict):
             raise ApiError(400, "'stream_options' must be an object.", param="stream_options")
         if not stream:
-            raise ApiError(400, "Stream options can only be defined when `stream=True`.",
-                           param="stream_options")
+            raise ApiError(
+                400,
+                "Stream options can only be defined when `stream=True`.",
+                param="stream_options",
+            )
         include_usage = _bool(opts, "include_usage", False)
     prompt_len = len(prompt_ids)
     key = "max_completion_tokens" if data.get("max_completion_tokens") is not None else "max_tokens"
@@ -130,8 +151,11 @@ def parse_completion(
         )
     min_tokens = data.get("min_tokens", 0)
     if not _is_int(min_tokens) or min_tokens < 0 or min_tokens > max_tokens:
-        raise ApiError(400, f"'min_tokens' must be an integer in [0, {max_tokens}], got {min_tokens!r}.",
-                       param="min_tokens")
+        raise ApiError(
+            400,
+            f"'min_tokens' must be an integer in [0, {max_tokens}], got {min_tokens!r}.",
+            param="min_tokens",
+        )
     ignore_eos = _bool(data, "ignore_eos", False)
     if ignore_eos:
         target = max_tokens

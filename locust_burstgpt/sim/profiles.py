@@ -82,14 +82,20 @@ class Profile:
             ftype = known[key].type
             if ftype in ("int", int):
                 if isinstance(value, bool) or not isinstance(value, int):
-                    raise ValueError(f"{source}: profile field {key!r} must be an integer, got {value!r}")
+                    raise ValueError(
+                        f"{source}: profile field {key!r} must be an integer, got {value!r}"
+                    )
             elif ftype in ("float", float):
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise ValueError(f"{source}: profile field {key!r} must be a number, got {value!r}")
+                    raise ValueError(
+                        f"{source}: profile field {key!r} must be a number, got {value!r}"
+                    )
                 value = float(value)
             elif ftype in ("bool", bool):
                 if not isinstance(value, bool):
-                    raise ValueError(f"{source}: profile field {key!r} must be true/false, got {value!r}")
+                    raise ValueError(
+                        f"{source}: profile field {key!r} must be true/false, got {value!r}"
+                    )
             elif ftype in ("str", str) and not isinstance(value, str):
                 raise ValueError(f"{source}: profile field {key!r} must be a string, got {value!r}")
             clean[key] = value

@@ -75,8 +75,9 @@ class SimServer:
 
     # ---- used by the wire layer -------------------------------------------------------------
 
-    def handle(self, conn: HttpConnection, method: str, path: str, headers: dict[str, str],
-               body: bytes) -> None:
+    def handle(
+        self, conn: HttpConnection, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> None:
         handle_request(self, conn, method, path, headers, body)
 
     def submit(self, req: SeqRequest, owner: object) -> Sequence:
@@ -140,8 +141,10 @@ class SimServer:
 
 def _report_crash(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
-        log.error("simulator engine loop crashed; no more tokens will be produced",
-                  exc_info=task.exception())
+        log.error(
+            "simulator engine loop crashed; no more tokens will be produced",
+            exc_info=task.exception(),
+        )
 
 
 def new_event_loop(kind: str = "auto") -> asyncio.AbstractEventLoop:
@@ -153,8 +156,10 @@ def new_event_loop(kind: str = "auto") -> asyncio.AbstractEventLoop:
             import uvloop
         except ImportError:
             if kind == "uvloop":
-                raise ValueError("event loop 'uvloop' asked for but uvloop is not installed "
-                                 "(pip install 'locust-burstgpt[sim-fast]')") from None
+                raise ValueError(
+                    "event loop 'uvloop' asked for but uvloop is not installed "
+                    "(pip install 'locust-burstgpt[sim-fast]')"
+                ) from None
         else:
             return uvloop.new_event_loop()
     return asyncio.new_event_loop()

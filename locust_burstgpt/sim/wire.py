@@ -15,20 +15,31 @@ import json
 import time
 
 REASONS = {
-    100: "Continue", 200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-    411: "Length Required", 413: "Payload Too Large", 429: "Too Many Requests",
-    431: "Request Header Fields Too Large", 500: "Internal Server Error",
+    100: "Continue",
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    411: "Length Required",
+    413: "Payload Too Large",
+    429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
     503: "Service Unavailable",
 }
 DONE = b"data: [DONE]\n\n"
 CHUNKED_END = b"0\r\n\r\n"
 
 
-def response_head(status: int, content_type: str, length: int, close: bool,
-                  extra: dict[str, str] | None = None) -> bytes:
+def response_head(
+    status: int, content_type: str, length: int, close: bool, extra: dict[str, str] | None = None
+) -> bytes:
     """Status line and headers of a Content-Length response."""
-    lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}", f"content-type: {content_type}",
-             f"content-length: {length}"]
+    lines = [
+        f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}",
+        f"content-type: {content_type}",
+        f"content-length: {length}",
+    ]
     if close:
         lines.append("connection: close")
     for k, v in (extra or {}).items():
@@ -38,8 +49,11 @@ def response_head(status: int, content_type: str, length: int, close: bool,
 
 def sse_head(chunked: bool, close: bool) -> bytes:
     """Head of a streamed response (HTTP/1.0 clients get no chunking and a close)."""
-    lines = ["HTTP/1.1 200 OK", "content-type: text/event-stream; charset=utf-8",
-             "cache-control: no-cache"]
+    lines = [
+        "HTTP/1.1 200 OK",
+        "content-type: text/event-stream; charset=utf-8",
+        "cache-control: no-cache",
+    ]
     if chunked:
         lines.append("transfer-encoding: chunked")
     if close or not chunked:
@@ -64,8 +78,18 @@ def usage_dict(prompt: int, completion: int, cached: int) -> dict[str, object]:
 class ChunkTemplates:
     """All SSE events of one streamed response."""
 
-    __slots__ = ("chat", "rid", "created", "model", "send_times", "_prefix", "head", "tail",
-                 "base_len", "_obj")
+    __slots__ = (
+        "chat",
+        "rid",
+        "created",
+        "model",
+        "send_times",
+        "_prefix",
+        "head",
+        "tail",
+        "base_len",
+        "_obj",
+    )
 
     def __init__(self, chat: bool, rid: str, created: int, model: str, send_times: bool) -> None:
         self.chat = chat
@@ -97,20 +121,33 @@ class ChunkTemplates:
             ev = self.head + frag + self.tail + self._end()
             return b"%x\r\n%b\r\n" % (len(ev), ev) if chunked else ev
         if chunked:
-            return b"%x\r\n%b%b%b}\n\n\r\n" % (self.base_len + len(frag), self.head, frag, self.tail)
+            return b"%x\r\n%b%b%b}\n\n\r\n" % (
+                self.base_len + len(frag),
+                self.head,
+                frag,
+                self.tail,
+            )
         return self.head + frag + self.tail + b"}\n\n"
 
     def role(self) -> bytes:
-        return self._prefix + b'{"index":0,"delta":{"role":"assistant","content":""},' \
+        return (
+            self._prefix + b'{"index":0,"delta":{"role":"assistant","content":""},'
             b'"logprobs":null,"finish_reason":null}]' + self._end()
+        )
 
     def final(self, finish_reason: str) -> bytes:
         fr = finish_reason.encode()
         if self.chat:
-            return self._prefix + b'{"index":0,"delta":{},"logprobs":null,"finish_reason":"%b"}]' % fr \
+            return (
+                self._prefix
+                + b'{"index":0,"delta":{},"logprobs":null,"finish_reason":"%b"}]' % fr
                 + self._end()
-        return self._prefix + b'{"index":0,"text":"","logprobs":null,"finish_reason":"%b"}]' % fr \
+            )
+        return (
+            self._prefix
+            + b'{"index":0,"text":"","logprobs":null,"finish_reason":"%b"}]' % fr
             + self._end()
+        )
 
     def usage(self, prompt: int, completion: int, cached: int) -> bytes:
         u = json.dumps(usage_dict(prompt, completion, cached), separators=(",", ":")).encode()
@@ -121,18 +158,37 @@ class ChunkTemplates:
         return self._prefix + b'{"index":0,"delta":{"content":\n\n'
 
 
-def full_response(chat: bool, rid: str, created: int, model: str, text: str, finish_reason: str,
-                  prompt: int, completion: int, cached: int) -> bytes:
+def full_response(
+    chat: bool,
+    rid: str,
+    created: int,
+    model: str,
+    text: str,
+    finish_reason: str,
+    prompt: int,
+    completion: int,
+    cached: int,
+) -> bytes:
     """Body of a non-streaming response."""
     if chat:
-        choice = {"index": 0, "message": {"role": "assistant", "content": text},
-                  "logprobs": None, "finish_reason": finish_reason}
+        choice = {
+            "index": 0,
+            "message": {"role": "assistant", "content": text},
+            "logprobs": None,
+            "finish_reason": finish_reason,
+        }
         obj = "chat.completion"
     else:
         choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
         obj = "text_completion"
     return json.dumps(
-        {"id": rid, "object": obj, "created": created, "model": model, "choices": [choice],
-         "usage": usage_dict(prompt, completion, cached)},
+        {
+            "id": rid,
+            "object": obj,
+            "created": created,
+            "model": model,
+            "choices": [choice],
+            "usage": usage_dict(prompt, completion, cached),
+        },
         separators=(",", ":"),
     ).encode()

@@ -25,16 +25,16 @@ from .curves import ArrivalCounter, InProgressCounter
 class Turn:
     """One request of a conversation, as the replay should send it."""
 
-    row: int                 # 1-based data row in the source file
-    index: int               # 0-based turn index within the conversation
-    trace_offset_s: float    # the row's timestamp minus window start, / speedup (informative)
-    request_tokens: int      # includes the conversation history, as recorded
+    row: int  # 1-based data row in the source file
+    index: int  # 0-based turn index within the conversation
+    trace_offset_s: float  # the row's timestamp minus window start, / speedup (informative)
+    request_tokens: int  # includes the conversation history, as recorded
     response_tokens: int
-    elapsed_s: float         # recorded Elapsed time, or the service-time model's estimate
+    elapsed_s: float  # recorded Elapsed time, or the service-time model's estimate
     elapsed_estimated: bool
-    think_s: float           # scaled think time before the next turn; 0.0 on the last turn
-    failed: bool             # response_tokens == 0
-    model: str = ""          # this row's model (a few sessions switch model mid-way)
+    think_s: float  # scaled think time before the next turn; 0.0 on the last turn
+    failed: bool  # response_tokens == 0
+    model: str = ""  # this row's model (a few sessions switch model mid-way)
     log_type: str = ""
 
 
@@ -64,16 +64,16 @@ class RowArrays:
     optional ``included`` mask for rows dropped by filters or the failed-row policy, so nothing
     is copied to select rows."""
 
-    first_position: int       # 0-based file position of row 0 here (row number = that + k + 1)
-    timestamp: np.ndarray     # float64 trace seconds
+    first_position: int  # 0-based file position of row 0 here (row number = that + k + 1)
+    timestamp: np.ndarray  # float64 trace seconds
     session_codes: np.ndarray  # int32 code per distinct Session ID, -1 where absent
     session_names: np.ndarray  # object array: code -> Session ID text
-    elapsed: np.ndarray       # float64, recorded or estimated
-    estimated: np.ndarray     # bool
+    elapsed: np.ndarray  # float64, recorded or estimated
+    estimated: np.ndarray  # bool
     request_tokens: np.ndarray
     response_tokens: np.ndarray
-    model_codes: np.ndarray   # codes into ``models``
-    log_codes: np.ndarray     # codes into ``log_types``
+    model_codes: np.ndarray  # codes into ``models``
+    log_codes: np.ndarray  # codes into ``log_types``
     models: list[str]
     log_types: list[str]
     included: np.ndarray | None = None  # None: every row is replayed
@@ -88,7 +88,9 @@ class RowArrays:
 
     @property
     def n_used(self) -> int:
-        return int(self.timestamp.size if self.included is None else np.count_nonzero(self.included))
+        return int(
+            self.timestamp.size if self.included is None else np.count_nonzero(self.included)
+        )
 
 
 class ConversationTable:
@@ -120,8 +122,8 @@ class ConversationTable:
         in_session = np.flatnonzero(has_session)
         del has_session
         s_codes = codes[in_session]
-        order = np.argsort(s_codes, kind="stable")         # groups, time order within each
-        grows = in_session[order]                           # session rows grouped by session
+        order = np.argsort(s_codes, kind="stable")  # groups, time order within each
+        grows = in_session[order]  # session rows grouped by session
         gcodes = s_codes[order]
         if grows.size:
             heads = np.flatnonzero(np.concatenate(([True], gcodes[1:] != gcodes[:-1])))
@@ -173,15 +175,24 @@ class ConversationTable:
         out[self.group_rows] = self.group_req_start
         return out
 
-    def add_singles(self, counter: InProgressCounter | ArrivalCounter,
-                    arrivals: ArrivalCounter | None = None) -> None:
+    def add_singles(
+        self, counter: InProgressCounter | ArrivalCounter, arrivals: ArrivalCounter | None = None
+    ) -> None:
         """Add the one-turn conversations (= their requests) to a curve counter (and their
         starts to ``arrivals``, in the same pass)."""
         if isinstance(counter, ArrivalCounter):
-            counter.add(self.r.timestamp, where=self.single, offset=self.window_start, scale=self.speedup)
+            counter.add(
+                self.r.timestamp, where=self.single, offset=self.window_start, scale=self.speedup
+            )
         else:
-            counter.add(self.r.timestamp, self.r.elapsed, where=self.single,
-                        offset=self.window_start, scale=self.speedup, arrivals=arrivals)
+            counter.add(
+                self.r.timestamp,
+                self.r.elapsed,
+                where=self.single,
+                offset=self.window_start,
+                scale=self.speedup,
+                arrivals=arrivals,
+            )
 
     @property
     def n_conversations(self) -> int:
@@ -278,5 +289,6 @@ class ConversationTable:
         cid = str(r.session_names[self.group_code[g]]) if g >= 0 else f"row-{turns[0].row}"
         if copy:
             cid = f"{cid}#copy{copy}"
-        return Conversation(id=cid, model=turns[0].model, log_type=turns[0].log_type,
-                            start_s=start, turns=turns)
+        return Conversation(
+            id=cid, model=turns[0].model, log_type=turns[0].log_type, start_s=start, turns=turns
+        )

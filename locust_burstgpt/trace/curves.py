@@ -31,10 +31,10 @@ import numpy as np
 class Curves:
     """1-second curves over [0, ceil(duration_s)) of the scaled window."""
 
-    concurrency: np.ndarray   # int32: conversations in progress (max over the second)
-    arrivals: np.ndarray      # int32: requests scheduled to start within the second
-    in_flight: np.ndarray     # int32: requests in progress (max over the second)
-    estimated: bool           # service times (partly) from the estimate, not recorded
+    concurrency: np.ndarray  # int32: conversations in progress (max over the second)
+    arrivals: np.ndarray  # int32: requests scheduled to start within the second
+    in_flight: np.ndarray  # int32: requests in progress (max over the second)
+    estimated: bool  # service times (partly) from the estimate, not recorded
 
     def __len__(self) -> int:
         return int(self.concurrency.size)
@@ -126,8 +126,16 @@ class InProgressCounter:
         twin._fractional = self._fractional
         return twin
 
-    def add(self, starts: np.ndarray, durations: np.ndarray, where: np.ndarray | None = None,
-            *, offset: float = 0.0, scale: float = 1.0, arrivals: ArrivalCounter | None = None) -> None:
+    def add(
+        self,
+        starts: np.ndarray,
+        durations: np.ndarray,
+        where: np.ndarray | None = None,
+        *,
+        offset: float = 0.0,
+        scale: float = 1.0,
+        arrivals: ArrivalCounter | None = None,
+    ) -> None:
         """Add intervals starting at ``(starts - offset) / scale`` (rows where ``where`` is True).
 
         ``arrivals``, if given, also counts the starts (sharing the work when they are whole
@@ -135,8 +143,13 @@ class InProgressCounter:
         """
         if arrivals is not None:
             assert arrivals.length == self.length
-        part = _Part(np.asarray(starts, dtype=np.float64), np.asarray(durations, dtype=np.float64),
-                     where, float(offset), float(scale))
+        part = _Part(
+            np.asarray(starts, dtype=np.float64),
+            np.asarray(durations, dtype=np.float64),
+            where,
+            float(offset),
+            float(scale),
+        )
         self._parts.append(part)
         if self.length == 0 or part.raw.size == 0:
             return
@@ -152,14 +165,14 @@ class InProgressCounter:
             to_us(s, out=su)
             np.add(s, d, out=fbuf[:k])
             to_us(fbuf[:k], out=eu)
-            np.maximum(eu, su + 1, out=eu)                     # at least 1 us long
+            np.maximum(eu, su + 1, out=eu)  # at least 1 us long
             np.clip(su, 0, limit, out=su)
             np.clip(eu, 0, limit, out=eu)
             whole = not np.any(su % US)
             if not whole:
                 self._fractional = True
             _ceil_seconds(su, b)
-            if arrivals is not None and whole:                   # floor == ceil: one count, two uses
+            if arrivals is not None and whole:  # floor == ceil: one count, two uses
                 _bump(self.delta, b, +1, arrivals.counts)
             else:
                 if arrivals is not None:
@@ -173,8 +186,9 @@ class InProgressCounter:
         out = np.cumsum(self.delta, out=self.delta)[: self.length]
         if self._fractional:
             pieces = [p.materialize() for p in self._parts]
-            _raise_at_starts(out, np.concatenate([p[0] for p in pieces]),
-                             np.concatenate([p[1] for p in pieces]))
+            _raise_at_starts(
+                out, np.concatenate([p[0] for p in pieces]), np.concatenate([p[1] for p in pieces])
+            )
         return out
 
 
@@ -185,8 +199,14 @@ class ArrivalCounter:
         self.length = max(0, length)
         self.counts = np.zeros(self.length + 1, dtype=np.int32)  # last bin: outside, dropped
 
-    def add(self, starts: np.ndarray, where: np.ndarray | None = None, *, offset: float = 0.0,
-            scale: float = 1.0) -> None:
+    def add(
+        self,
+        starts: np.ndarray,
+        where: np.ndarray | None = None,
+        *,
+        offset: float = 0.0,
+        scale: float = 1.0,
+    ) -> None:
         part = _Part(np.asarray(starts, dtype=np.float64), None, where, float(offset), float(scale))
         if self.length == 0 or part.raw.size == 0:
             return
@@ -198,8 +218,8 @@ class ArrivalCounter:
 
     def add_us(self, us: np.ndarray) -> None:
         """Count starts given in whole microseconds (``us`` is not modified)."""
-        u = us // US                                              # floor: the second it falls in
-        u[(u < 0) | (u >= self.length)] = self.length              # outside -> the dropped bin
+        u = us // US  # floor: the second it falls in
+        u[(u < 0) | (u >= self.length)] = self.length  # outside -> the dropped bin
         _bump(self.counts, u, +1)
 
     def result(self) -> np.ndarray:

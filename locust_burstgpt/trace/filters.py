@@ -11,7 +11,9 @@ import pandas as pd
 FailedPolicy = Literal["skip", "send"]
 
 
-def category_mask(values: pd.Series, wanted: Sequence[str] | str | None, what: str) -> np.ndarray | None:
+def category_mask(
+    values: pd.Series, wanted: Sequence[str] | str | None, what: str
+) -> np.ndarray | None:
     """Rows whose category is in ``wanted`` (None: no filter); unknown names are an error.
 
     Names match case-insensitively; a string is read as a comma-separated list.

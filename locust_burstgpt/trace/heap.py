@@ -24,7 +24,7 @@ from contextlib import contextmanager
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-_DEFAULT_THRESHOLD = 128 * 1024          # glibc's documented default for both
+_DEFAULT_THRESHOLD = 128 * 1024  # glibc's documented default for both
 _BIG = 1 << 30
 #: Inputs at least this big (rows; files: about 40 bytes per row) use ``reuse_freed_memory``.
 BIG_INPUT_ROWS = 1_000_000

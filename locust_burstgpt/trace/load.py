@@ -58,7 +58,9 @@ class RawTrace:
         present = np.flatnonzero(~np.asarray(values.isna()))
         if present.size == 0:
             return codes, np.empty(0, dtype=object)
-        arrow = pc.drop_null(pa.chunked_array(pa.array(values)))   # encode only the rows that have one
+        arrow = pc.drop_null(
+            pa.chunked_array(pa.array(values))
+        )  # encode only the rows that have one
         encoded = pc.dictionary_encode(arrow).combine_chunks()
         codes[present] = encoded.indices.to_numpy(zero_copy_only=False)
         return codes, np.asarray(encoded.dictionary.to_pylist(), dtype=object)
@@ -69,7 +71,9 @@ class RawTrace:
         return int((self.df["response_tokens"].to_numpy() == 0).sum())
 
 
-def load_trace(path: str | os.PathLike[str] | None = None, *, progress: bool | None = None) -> RawTrace:
+def load_trace(
+    path: str | os.PathLike[str] | None = None, *, progress: bool | None = None
+) -> RawTrace:
     """Read and validate a trace; ``None`` loads the bundled default (a BurstGPT_3 slice).
 
     Raises ``TraceError`` naming the file, row and column of the first problem found.
@@ -79,13 +83,17 @@ def load_trace(path: str | os.PathLike[str] | None = None, *, progress: bool | N
     name = str(path) if path is not None else str(p)
     if not p.is_file():
         what = "it is a directory" if p.is_dir() else "no such file"
-        raise TraceError(name, f"cannot read the file: {what}; expected a .csv, .csv.gz or .parquet trace")
+        raise TraceError(
+            name, f"cannot read the file: {what}; expected a .csv, .csv.gz or .parquet trace"
+        )
     try:
         size = p.stat().st_size
     except OSError as exc:
         raise TraceError(name, f"cannot read the file: {exc}") from None
     if size == 0:
-        raise TraceError(name, "empty file: expected a header line naming the columns, then one row per request")
+        raise TraceError(
+            name, "empty file: expected a header line naming the columns, then one row per request"
+        )
     if not os.access(p, os.R_OK):
         raise TraceError(name, "cannot read the file: permission denied")
     bar = Progress(p.name, size) if wanted(progress, size) else None
@@ -93,7 +101,7 @@ def load_trace(path: str | os.PathLike[str] | None = None, *, progress: bool | N
     digest = _Sha256(p)
     digest.start()
     try:
-        with reuse_freed_memory(size >= 40 * BIG_INPUT_ROWS):   # ~40 bytes per BurstGPT row
+        with reuse_freed_memory(size >= 40 * BIG_INPUT_ROWS):  # ~40 bytes per BurstGPT row
             frame, known, extra = read_frame(p, bar)
             if bar is not None:
                 bar.stage("validating")
@@ -139,8 +147,9 @@ class _Sha256(threading.Thread):
         return self._hash.hexdigest()
 
 
-def _normalize(name: str, frame: pd.DataFrame, known: dict[str, Column],
-               extra: list[str]) -> tuple[pd.DataFrame, int, list[str]]:
+def _normalize(
+    name: str, frame: pd.DataFrame, known: dict[str, Column], extra: list[str]
+) -> tuple[pd.DataFrame, int, list[str]]:
     n = len(frame)
     by_norm = {col.name: src for src, col in known.items()}
     warnings: list[str] = []
@@ -151,9 +160,13 @@ def _normalize(name: str, frame: pd.DataFrame, known: dict[str, Column],
     drops = np.flatnonzero(ts[1:] < ts[:-1])
     if drops.size:
         i = int(drops[0]) + 1
-        raise TraceError(name, f"timestamp {ts[i]:.15g} is earlier than the previous row's {ts[i - 1]:.15g}; "
-                         "expected timestamps that never decrease (rows in time order)",
-                         row=i + 1, column=by_norm["timestamp"])
+        raise TraceError(
+            name,
+            f"timestamp {ts[i]:.15g} is earlier than the previous row's {ts[i - 1]:.15g}; "
+            "expected timestamps that never decrease (rows in time order)",
+            row=i + 1,
+            column=by_norm["timestamp"],
+        )
     cols["timestamp"] = ts
 
     if "session_id" in by_norm:
@@ -167,7 +180,9 @@ def _normalize(name: str, frame: pd.DataFrame, known: dict[str, Column],
         _check(name, by_norm["elapsed"], el, allow_nan=True, whole=False)
         missing = int(np.isnan(el).sum())
         if missing:
-            warnings.append(f"{missing:,} rows have no Elapsed time; their service time is estimated")
+            warnings.append(
+                f"{missing:,} rows have no Elapsed time; their service time is estimated"
+            )
         cols["elapsed"] = el
     else:
         cols["elapsed"] = np.full(n, np.nan)
@@ -184,12 +199,18 @@ def _normalize(name: str, frame: pd.DataFrame, known: dict[str, Column],
             _check_ints(name, by_norm[key], values)
         tokens[key] = values
         cols[key] = values
-    cols["log_type"] = _category(name, frame, by_norm["log_type"], "'Conversation log' or 'API log'")
+    cols["log_type"] = _category(
+        name, frame, by_norm["log_type"], "'Conversation log' or 'API log'"
+    )
 
-    mismatches = _count_mismatches(tokens["request_tokens"], tokens["response_tokens"], tokens["total_tokens"])
+    mismatches = _count_mismatches(
+        tokens["request_tokens"], tokens["response_tokens"], tokens["total_tokens"]
+    )
     if mismatches:
-        warnings.append(f"{mismatches:,} rows have Total tokens != Request tokens + Response tokens "
-                        "(kept; Request and Response tokens are used)")
+        warnings.append(
+            f"{mismatches:,} rows have Total tokens != Request tokens + Response tokens "
+            "(kept; Request and Response tokens are used)"
+        )
     if extra:
         warnings.append(f"extra columns kept but not used: {', '.join(extra)}")
         for src in extra:
@@ -207,7 +228,9 @@ def _numbers(frame: pd.DataFrame, src: str) -> np.ndarray:
     return values.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _count_mismatches(req: np.ndarray, resp: np.ndarray, total: np.ndarray, chunk: int = 1 << 20) -> int:
+def _count_mismatches(
+    req: np.ndarray, resp: np.ndarray, total: np.ndarray, chunk: int = 1 << 20
+) -> int:
     """Rows where Total != Request + Response (chunked: no row-sized temporaries)."""
     buf = np.empty(min(chunk, req.size), dtype=np.int64)
     count = 0
@@ -257,11 +280,17 @@ def _check(name: str, src: str, values: np.ndarray, *, allow_nan: bool, whole: b
 def _check_ints(name: str, src: str, values: np.ndarray) -> None:
     if values.size and values.min() < 0:
         i = int(np.argmax(values < 0))
-        raise TraceError(name, f"expected a number >= 0, found {int(values[i])}", row=i + 1, column=src)
+        raise TraceError(
+            name, f"expected a number >= 0, found {int(values[i])}", row=i + 1, column=src
+        )
     if values.size and values.max() > MAX_TOKENS:
         i = int(np.argmax(values > MAX_TOKENS))
-        raise TraceError(name, f"expected a token count up to {MAX_TOKENS:,}, found {int(values[i])}",
-                         row=i + 1, column=src)
+        raise TraceError(
+            name,
+            f"expected a token count up to {MAX_TOKENS:,}, found {int(values[i])}",
+            row=i + 1,
+            column=src,
+        )
 
 
 def _category(name: str, frame: pd.DataFrame, src: str, expected: str) -> pd.Categorical:
@@ -271,11 +300,16 @@ def _category(name: str, frame: pd.DataFrame, src: str, expected: str) -> pd.Cat
         cat = values.array
         codes = np.asarray(cat.codes)
     else:
-        arrow = pa.chunked_array([pa.array(values.array, type=pa.string(), from_pandas=True)]) \
-            if not isinstance(values.array, pd.arrays.ArrowStringArray) else pa.chunked_array(pa.array(values.array))
+        arrow = (
+            pa.chunked_array([pa.array(values.array, type=pa.string(), from_pandas=True)])
+            if not isinstance(values.array, pd.arrays.ArrowStringArray)
+            else pa.chunked_array(pa.array(values.array))
+        )
         encoded = pc.dictionary_encode(arrow).combine_chunks()
         codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
-        cat = pd.Categorical.from_codes(codes, categories=[str(c) for c in encoded.dictionary.to_pylist()])
+        cat = pd.Categorical.from_codes(
+            codes, categories=[str(c) for c in encoded.dictionary.to_pylist()]
+        )
     if codes.size and codes.min() < 0:
         i = int(np.argmax(codes < 0))
         raise TraceError(name, f"missing value; expected {expected}", row=i + 1, column=src)

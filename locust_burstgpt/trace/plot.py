@@ -13,7 +13,9 @@ from .workload import Workload
 MAX_POINTS = 4000
 
 
-def _bucket_max(values: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray, int]:
+def _bucket_max(
+    values: np.ndarray, max_points: int = MAX_POINTS
+) -> tuple[np.ndarray, np.ndarray, int]:
     """(x seconds, per-bucket max, bucket width) so a long curve keeps its peaks when drawn."""
     width = max(1, math.ceil(values.size / max_points))
     if width == 1:

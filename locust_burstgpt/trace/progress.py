@@ -25,8 +25,9 @@ def wanted(progress: bool | None, size: int, stream: TextIO | None = None) -> bo
 class Progress:
     """Rewrites one status line on stderr, at most every ``interval`` seconds."""
 
-    def __init__(self, label: str, total_bytes: int, stream: TextIO | None = None,
-                 interval: float = 0.25) -> None:
+    def __init__(
+        self, label: str, total_bytes: int, stream: TextIO | None = None, interval: float = 0.25
+    ) -> None:
         self.label = label
         self.total = max(1, total_bytes)
         self.stream = stream or sys.stderr

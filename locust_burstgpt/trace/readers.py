@@ -42,7 +42,9 @@ def file_kind(path: Path) -> str:
     return "csv"
 
 
-def read_frame(path: Path, progress: Progress | None = None) -> tuple[pd.DataFrame, dict[str, Column], list[str]]:
+def read_frame(
+    path: Path, progress: Progress | None = None
+) -> tuple[pd.DataFrame, dict[str, Column], list[str]]:
     """Return (frame with the file's column names, known columns by file name, extra names).
 
     Known numeric columns come back as float64 (timestamp, elapsed) and int64 or float64
@@ -65,8 +67,11 @@ def _match(path: Path, header: list[str]) -> tuple[dict[str, Column], list[str]]
     try:
         known, extra = match_columns(header)
     except KeyError as dup:
-        raise TraceError(str(path), "this column appears twice; expected each BurstGPT column once",
-                         column=str(dup.args[0])) from None
+        raise TraceError(
+            str(path),
+            "this column appears twice; expected each BurstGPT column once",
+            column=str(dup.args[0]),
+        ) from None
     present = {c.name for c in known.values()}
     for col in COLUMNS:
         if col.required and col.name not in present:
@@ -92,8 +97,11 @@ def _csv_header(path: Path, gz: bool) -> list[str]:
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise TraceError(str(path), f"cannot read the file: {exc}") from None
     if not first.strip():
-        raise TraceError(str(path), "empty file: expected a header line naming the columns, "
-                         f"e.g. {SCHEMA_8!r}, then one row per request")
+        raise TraceError(
+            str(path),
+            "empty file: expected a header line naming the columns, "
+            f"e.g. {SCHEMA_8!r}, then one row per request",
+        )
     return next(csv.reader([first]))
 
 
@@ -127,15 +135,23 @@ def _source(path: Path, gz: bool, progress: Progress | None) -> tuple[IO[bytes] 
     return raw, None
 
 
-def _read_csv(path: Path, gz: bool, header: list[str], known: dict[str, Column],
-              progress: Progress | None) -> pd.DataFrame:
+def _read_csv(
+    path: Path, gz: bool, header: list[str], known: dict[str, Column], progress: Progress | None
+) -> pd.DataFrame:
     try:
         source, compression = _source(path, gz, progress)
         try:
-            with warnings.catch_warnings():   # overflowing numbers warn before they raise; we report them
+            with (
+                warnings.catch_warnings()
+            ):  # overflowing numbers warn before they raise; we report them
                 warnings.simplefilter("ignore", RuntimeWarning)
-                return pd.read_csv(source, dtype=_dtypes(known, strict=True), compression=compression,
-                                   keep_default_na=False, na_values=[""])
+                return pd.read_csv(
+                    source,
+                    dtype=_dtypes(known, strict=True),
+                    compression=compression,
+                    keep_default_na=False,
+                    na_values=[""],
+                )
         finally:
             if not isinstance(source, str):
                 source.close()
@@ -147,11 +163,18 @@ def _read_csv(path: Path, gz: bool, header: list[str], known: dict[str, Column],
         raise TraceError(str(path), f"cannot read the file: {exc}") from None
 
 
-def _read_csv_lenient(path: Path, gz: bool, header: list[str], known: dict[str, Column]) -> pd.DataFrame:
+def _read_csv_lenient(
+    path: Path, gz: bool, header: list[str], known: dict[str, Column]
+) -> pd.DataFrame:
     """Second try: numeric columns as text, converted one by one to find the offending value."""
     try:
-        frame = pd.read_csv(path, dtype=_dtypes(known, strict=False), compression="infer",
-                            keep_default_na=False, na_values=[""])
+        frame = pd.read_csv(
+            path,
+            dtype=_dtypes(known, strict=False),
+            compression="infer",
+            keep_default_na=False,
+            na_values=[""],
+        )
     except pd.errors.ParserError as exc:
         raise _locate_parse_error(path, gz, header, str(exc)) from None
     except (ValueError, OSError, EOFError, UnicodeDecodeError) as exc:
@@ -168,8 +191,9 @@ def to_numbers(path: Path, column: str, values: pd.Series) -> np.ndarray:
     bad = coerced.isna().to_numpy() & values.notna().to_numpy()
     if bad.any():
         pos = int(bad.argmax())
-        raise TraceError(str(path), f"expected a number, found {values.iloc[pos]!r}",
-                         row=pos + 1, column=column)
+        raise TraceError(
+            str(path), f"expected a number, found {values.iloc[pos]!r}", row=pos + 1, column=column
+        )
     return coerced.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
@@ -182,8 +206,12 @@ def _locate_parse_error(path: Path, gz: bool, header: list[str], message: str) -
         with _open_text(path, gz) as fh:
             for i, fields in enumerate(csv.reader(fh)):
                 if i and fields and len(fields) != len(header):
-                    return TraceError(str(path), f"expected {len(header)} comma-separated fields "
-                                      f"as in the header, found {len(fields)}", row=i)
+                    return TraceError(
+                        str(path),
+                        f"expected {len(header)} comma-separated fields "
+                        f"as in the header, found {len(fields)}",
+                        row=i,
+                    )
     except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
         return TraceError(str(path), f"cannot read the file: {exc}")
     m = _LINE_NO.search(message)
@@ -199,7 +227,9 @@ def _read_parquet(path: Path, known: dict[str, Column]) -> pd.DataFrame:
     for name, col in known.items():
         values = frame[name]
         if col.numeric:
-            if not pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+            if not pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(
+                values.dtype
+            ):
                 frame[name] = to_numbers(path, name, values.astype(object))
             else:
                 frame[name] = values.to_numpy(dtype=np.float64, na_value=np.nan)

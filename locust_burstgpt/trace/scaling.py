@@ -28,9 +28,9 @@ class Selection:
     ``source``/``copy`` are None for the identity selection (every conversation once, as is).
     """
 
-    start: np.ndarray                # float64 scaled start offset
+    start: np.ndarray  # float64 scaled start offset
     source: np.ndarray | None = None  # int64 index into the ConversationTable
-    copy: np.ndarray | None = None    # int32 copy number (0 = original)
+    copy: np.ndarray | None = None  # int32 copy number (0 = original)
 
     def source_of(self, i: int) -> int:
         return i if self.source is None else int(self.source[i])
@@ -43,8 +43,9 @@ def identity(start: np.ndarray) -> Selection:
     return Selection(start)
 
 
-def scale_rate(start: np.ndarray, lengths: np.ndarray, duration_s: float, rate_scale: float,
-               seed: int) -> Selection:
+def scale_rate(
+    start: np.ndarray, lengths: np.ndarray, duration_s: float, rate_scale: float, seed: int
+) -> Selection:
     """Superpose/thin conversations (``start`` offsets, ``lengths`` turns each); see module doc."""
     if not (rate_scale > 0 and math.isfinite(rate_scale)):
         raise ValueError(f"rate_scale {rate_scale!r}: expected a number > 0")
@@ -62,13 +63,17 @@ def scale_rate(start: np.ndarray, lengths: np.ndarray, duration_s: float, rate_s
         perm = rng.permutation(n)
         cum = np.cumsum(lengths[perm])
         target = frac * cum[-1]
-        take = int(np.searchsorted(cum, target))          # first prefix reaching the target
+        take = int(np.searchsorted(cum, target))  # first prefix reaching the target
         if take > 0 and abs(cum[take - 1] - target) <= abs(cum[min(take, n - 1)] - target):
-            take -= 1                                     # the shorter prefix is closer
+            take -= 1  # the shorter prefix is closer
         chosen = np.sort(perm[: take + 1])
         offset = 0.0 if whole == 0 else float(rng.uniform(0.0, duration_s))
         sources.append(chosen)
-        starts.append(np.mod(start[chosen] + offset, duration_s) if whole else start[chosen].astype(np.float64))
+        starts.append(
+            np.mod(start[chosen] + offset, duration_s)
+            if whole
+            else start[chosen].astype(np.float64)
+        )
         copies.append(np.full(chosen.size, whole, np.int32))
     if not sources:
         return Selection(np.empty(0), np.empty(0, np.int64), np.empty(0, np.int32))

@@ -28,7 +28,9 @@ COLUMNS: tuple[Column, ...] = (
 
 NORMALIZED: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 SCHEMA_6 = "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type"
-SCHEMA_8 = "Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,Total tokens,Log Type"
+SCHEMA_8 = (
+    "Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,Total tokens,Log Type"
+)
 
 
 def _key(name: str) -> str:

@@ -81,8 +81,14 @@ def _counts(categories: Any) -> dict[str, int]:
 
 def interarrival_stats(arrivals: np.ndarray, seed: int = DEQUANTIZE_SEED) -> dict[str, Any]:
     """Mean, CV, Gamma MLE of the gaps between sorted arrival times (see module docstring)."""
-    keys = {"mean": None, "cv": None, "gamma_shape": None, "gamma_scale": None,
-            "zero_gap_fraction": None, "dequantized": False}
+    keys = {
+        "mean": None,
+        "cv": None,
+        "gamma_shape": None,
+        "gamma_scale": None,
+        "zero_gap_fraction": None,
+        "dequantized": False,
+    }
     if arrivals.size < 3:
         return keys
     arrivals = np.sort(np.asarray(arrivals, dtype=np.float64))
@@ -124,8 +130,11 @@ def summarize(wl: Workload) -> dict[str, Any]:
     used = table.r
     arrivals = (used.used(used.timestamp) - start) / wl.speedup
     length = max(1, math.ceil(wl.duration_s - 1e-9))
-    per_second = np.bincount(np.clip(np.floor(arrivals), 0, length - 1).astype(np.int64),
-                             minlength=length) if arrivals.size else np.zeros(length, np.int64)
+    per_second = (
+        np.bincount(np.clip(np.floor(arrivals), 0, length - 1).astype(np.int64), minlength=length)
+        if arrivals.size
+        else np.zeros(length, np.int64)
+    )
     mean_rate = float(per_second.mean())
     lengths = wl.turn_counts()
     think = _think_times(table)
@@ -147,18 +156,27 @@ def summarize(wl: Workload) -> dict[str, Any]:
         "requests": wl.n_requests,
         "turns_per_conversation": _stats(lengths.astype(np.float64), ("mean", "p50", "p90", "max")),
         "think_time_s": _stats(think, ("p10", "p50", "p90")),
-        "arrivals_per_s": {"mean": mean_rate, "p99": float(np.percentile(per_second, 99)),
-                           "max": float(per_second.max())},
+        "arrivals_per_s": {
+            "mean": mean_rate,
+            "p99": float(np.percentile(per_second, 99)),
+            "max": float(per_second.max()),
+        },
         "interarrival_s": interarrival_stats(arrivals),
         "index_of_dispersion_1s": float(per_second.var() / mean_rate) if mean_rate > 0 else None,
-        "request_tokens": _stats(used.used(used.request_tokens).astype(np.float64),
-                                 ("mean", "p50", "p90", "p99", "max")),
-        "response_tokens": _stats(used.used(used.response_tokens).astype(np.float64),
-                                  ("mean", "p50", "p90", "p99", "max")),
-        "concurrency": {**_stats(conc.astype(np.float64), ("mean", "p99", "max")),
-                        "estimated": wl.curves.estimated},
-        "in_flight": {**_stats(wl.curves.in_flight.astype(np.float64), ("mean", "p99", "max")),
-                      "estimated": wl.curves.estimated},
+        "request_tokens": _stats(
+            used.used(used.request_tokens).astype(np.float64), ("mean", "p50", "p90", "p99", "max")
+        ),
+        "response_tokens": _stats(
+            used.used(used.response_tokens).astype(np.float64), ("mean", "p50", "p90", "p99", "max")
+        ),
+        "concurrency": {
+            **_stats(conc.astype(np.float64), ("mean", "p99", "max")),
+            "estimated": wl.curves.estimated,
+        },
+        "in_flight": {
+            **_stats(wl.curves.in_flight.astype(np.float64), ("mean", "p99", "max")),
+            "estimated": wl.curves.estimated,
+        },
         "elapsed_estimated": wl.elapsed_estimated,
         "warnings": meta["warnings"],
     }

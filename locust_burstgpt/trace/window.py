@@ -31,9 +31,11 @@ _RANGE_RE = re.compile(rf"^(?P<start>{_START})\+(?P<dur>{_DURATION})$")
 _NAMED_RE = re.compile(rf"^(?P<kind>first|busiest|peak-concurrency):(?P<dur>{_DURATION})$")
 _DAY_RE = re.compile(r"^d(\d+)(?:\+(\d{1,2}):(\d{2})(?::(\d{2}(?:\.\d*)?))?)?$")
 
-GRAMMAR_HINT = ("expected 'all', '<start>+<duration>' (start in trace seconds or d<day>+HH:MM, "
-                "e.g. 'd0+14:00+10m' or '19440110+600'), 'first:<duration>', 'busiest:<duration>' "
-                "or 'peak-concurrency:<duration>'; durations take s/m/h/d suffixes")
+GRAMMAR_HINT = (
+    "expected 'all', '<start>+<duration>' (start in trace seconds or d<day>+HH:MM, "
+    "e.g. 'd0+14:00+10m' or '19440110+600'), 'first:<duration>', 'busiest:<duration>' "
+    "or 'peak-concurrency:<duration>'; durations take s/m/h/d suffixes"
+)
 
 
 class WindowSyntaxError(ValueError):
@@ -67,7 +69,9 @@ def parse_duration(text: str) -> float:
     """Seconds in ``text`` (``600``, ``90s``, ``10m``, ``1.5h``, ``2d``); must be > 0."""
     m = re.fullmatch(_DURATION, text.strip())
     if not m:
-        raise WindowSyntaxError(f"duration {text!r}: expected a number with an optional s/m/h/d suffix")
+        raise WindowSyntaxError(
+            f"duration {text!r}: expected a number with an optional s/m/h/d suffix"
+        )
     unit = text.strip()[-1] if text.strip()[-1] in "smhd" else ""
     value = float(text.strip().rstrip("smhd")) * _UNITS[unit]
     if value <= 0:
@@ -100,7 +104,9 @@ def parse_window(text: str | None) -> WindowSpec:
         return WindowSpec(m["kind"], raw, duration=parse_duration(m["dur"]))
     m = _RANGE_RE.match(raw)
     if m:
-        return WindowSpec("range", raw, start=parse_start(m["start"]), duration=parse_duration(m["dur"]))
+        return WindowSpec(
+            "range", raw, start=parse_start(m["start"]), duration=parse_duration(m["dur"])
+        )
     raise WindowSyntaxError(f"window {raw!r}: {GRAMMAR_HINT}")
 
 

@@ -26,9 +26,17 @@ class Workload:
     except service times, which are never scaled.
     """
 
-    def __init__(self, raw: RawTrace, table: ConversationTable, selection: Selection,
-                 window: Window, speedup: float, curves: Curves, meta: dict[str, Any],
-                 row_filter: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        raw: RawTrace,
+        table: ConversationTable,
+        selection: Selection,
+        window: Window,
+        speedup: float,
+        curves: Curves,
+        meta: dict[str, Any],
+        row_filter: np.ndarray | None = None,
+    ) -> None:
         self.raw = raw
         self.row_filter = row_filter  # model/log-type mask over the file's rows (None: all)
         self.table = table
@@ -48,8 +56,9 @@ class Workload:
         """Conversation ``i`` in start order, 0 <= i < n_conversations (built on demand)."""
         if not 0 <= i < self.n_conversations:
             raise IndexError(f"conversation {i} out of range 0..{self.n_conversations - 1}")
-        return self.table.conversation(self._sel.source_of(i), start_s=float(self._sel.start[i]),
-                                       copy=self._sel.copy_of(i))
+        return self.table.conversation(
+            self._sel.source_of(i), start_s=float(self._sel.start[i]), copy=self._sel.copy_of(i)
+        )
 
     def conversations(self) -> Iterator[Conversation]:
         for i in range(self.n_conversations):
@@ -75,8 +84,11 @@ class Workload:
         n_logs = max(1, len(r.log_types))
         codes = r.model_codes[first].astype(np.int64) * n_logs + r.log_codes[first]
         sums = np.bincount(codes, weights=self.turn_counts(), minlength=len(r.models) * n_logs)
-        self._class_turns = {(r.models[c // n_logs], r.log_types[c % n_logs]): int(v)
-                             for c, v in enumerate(sums) if v}
+        self._class_turns = {
+            (r.models[c // n_logs], r.log_types[c % n_logs]): int(v)
+            for c, v in enumerate(sums)
+            if v
+        }
         return self._class_turns
 
     def request_schedule(self) -> tuple[np.ndarray, np.ndarray]:
@@ -84,11 +96,15 @@ class Workload:
         return request_intervals(self.table, self._sel)
 
     def __repr__(self) -> str:
-        return (f"Workload({self.n_conversations:,} conversations, {self.n_requests:,} requests, "
-                f"{self.duration_s:,.0f} s{', estimated service times' if self.elapsed_estimated else ''})")
+        return (
+            f"Workload({self.n_conversations:,} conversations, {self.n_requests:,} requests, "
+            f"{self.duration_s:,.0f} s{', estimated service times' if self.elapsed_estimated else ''})"
+        )
 
 
-def request_intervals(table: ConversationTable, sel: Selection | None) -> tuple[np.ndarray, np.ndarray]:
+def request_intervals(
+    table: ConversationTable, sel: Selection | None
+) -> tuple[np.ndarray, np.ndarray]:
     """(scheduled start, service seconds) of every request of the selected conversations."""
     if sel is None or sel.source is None:
         return table.r.used(table.req_start), table.r.used(table.r.elapsed)
@@ -97,7 +113,7 @@ def request_intervals(table: ConversationTable, sel: Selection | None) -> tuple[
     conv = table.conv_of_row
     for j in np.unique(sel.copy):
         mine = sel.copy == j
-        delta = np.full(table.n_conversations + 1, np.nan)       # last slot: rows not replayed
+        delta = np.full(table.n_conversations + 1, np.nan)  # last slot: rows not replayed
         delta[sel.source[mine]] = sel.start[mine] - table.start[sel.source[mine]]
         per_row = delta[conv]
         take = ~np.isnan(per_row)
@@ -108,14 +124,20 @@ def request_intervals(table: ConversationTable, sel: Selection | None) -> tuple[
     return np.concatenate(starts), np.concatenate(services)
 
 
-def _curves(table: ConversationTable, sel: Selection, req_start: np.ndarray | None,
-            req_service: np.ndarray | None, duration_s: float, estimated: bool) -> Curves:
+def _curves(
+    table: ConversationTable,
+    sel: Selection,
+    req_start: np.ndarray | None,
+    req_service: np.ndarray | None,
+    duration_s: float,
+    estimated: bool,
+) -> Curves:
     """The three curves; with every conversation once, one-turn ones are counted only once."""
     length = curve_length(duration_s)
     arrivals = ArrivalCounter(length)
     if sel.source is None:
         flight = InProgressCounter(length)
-        table.add_singles(flight, arrivals)          # a one-turn conversation is its request
+        table.add_singles(flight, arrivals)  # a one-turn conversation is its request
         conc = flight.fork()
         conc.add(table.group_start, table.group_duration)
         flight.add(table.group_req_start, table.group_elapsed)
@@ -127,8 +149,12 @@ def _curves(table: ConversationTable, sel: Selection, req_start: np.ndarray | No
         flight = InProgressCounter(length)
         flight.add(req_start, req_service)
         arrivals.add(req_start)
-    return Curves(concurrency=conc.result(), arrivals=arrivals.result(),
-                  in_flight=flight.result(), estimated=estimated)
+    return Curves(
+        concurrency=conc.result(),
+        arrivals=arrivals.result(),
+        in_flight=flight.result(),
+        estimated=estimated,
+    )
 
 
 def service_times(raw: RawTrace) -> tuple[np.ndarray, np.ndarray]:
@@ -138,13 +164,15 @@ def service_times(raw: RawTrace) -> tuple[np.ndarray, np.ndarray]:
     est = np.isnan(elapsed)
     if est.any():
         elapsed = elapsed.copy()
-        elapsed[est] = service_model.estimate(df["model"].array[est],
-                                              df["response_tokens"].to_numpy()[est])
+        elapsed[est] = service_model.estimate(
+            df["model"].array[est], df["response_tokens"].to_numpy()[est]
+        )
     return elapsed, est
 
 
-def _row_arrays(raw: RawTrace, rows: slice, included: np.ndarray | None, elapsed: np.ndarray,
-                est: np.ndarray) -> RowArrays:
+def _row_arrays(
+    raw: RawTrace, rows: slice, included: np.ndarray | None, elapsed: np.ndarray, est: np.ndarray
+) -> RowArrays:
     """Views of the columns for the contiguous file rows ``rows``; ``included`` marks the
     replayed ones (None: all)."""
     df = raw.df
@@ -175,9 +203,13 @@ MAX_CURVE_SECONDS = 100_000_000
 def _check_curve_length(raw: RawTrace, seconds: float, what: str) -> None:
     """Refuse per-second curves that could not fit in memory (absurd timestamps or windows)."""
     if not seconds <= MAX_CURVE_SECONDS:
-        raise TraceError(raw.path, f"{what} spans {seconds:.4g} s, more than the {MAX_CURVE_SECONDS:,} s "
-                         "the per-second curves can cover; expected timestamps in seconds within a "
-                         "few years (check the column) or a shorter --window", column="Timestamp")
+        raise TraceError(
+            raw.path,
+            f"{what} spans {seconds:.4g} s, more than the {MAX_CURVE_SECONDS:,} s "
+            "the per-second curves can cover; expected timestamps in seconds within a "
+            "few years (check the column) or a shorter --window",
+            column="Timestamp",
+        )
 
 
 def _names(values: Sequence[str] | str | None) -> list[str] | None:
@@ -209,13 +241,29 @@ def prepare(
     Raises ``ValueError`` (with a hint) for bad options.
     """
     with reuse_freed_memory(raw.rows >= BIG_INPUT_ROWS):
-        return _prepare(raw, models=models, log_types=log_types, failed=failed, window=window,
-                        speedup=speedup, rate_scale=rate_scale, seed=seed)
+        return _prepare(
+            raw,
+            models=models,
+            log_types=log_types,
+            failed=failed,
+            window=window,
+            speedup=speedup,
+            rate_scale=rate_scale,
+            seed=seed,
+        )
 
 
-def _prepare(raw: RawTrace, *, models: Sequence[str] | None, log_types: Sequence[str] | None,
-             failed: str, window: str | None, speedup: float, rate_scale: float | None,
-             seed: int) -> Workload:
+def _prepare(
+    raw: RawTrace,
+    *,
+    models: Sequence[str] | None,
+    log_types: Sequence[str] | None,
+    failed: str,
+    window: str | None,
+    speedup: float,
+    rate_scale: float | None,
+    seed: int,
+) -> Workload:
     policy = check_policy(failed)
     models, log_types = _names(models), _names(log_types)
     if not (speedup > 0 and math.isfinite(speedup)):
@@ -225,22 +273,25 @@ def _prepare(raw: RawTrace, *, models: Sequence[str] | None, log_types: Sequence
     spec = parse_window(window)
     df = raw.df
     n = len(df)
-    keep = combine(category_mask(df["model"], models, "model"),
-                   category_mask(df["log_type"], log_types, "log type"))
+    keep = combine(
+        category_mask(df["model"], models, "model"),
+        category_mask(df["log_type"], log_types, "log type"),
+    )
     fail = failed_mask(df["response_tokens"].to_numpy())
-    chosen = combine(keep, ~fail) if policy == "skip" else keep     # None: every row
+    chosen = combine(keep, ~fail) if policy == "skip" else keep  # None: every row
     ts_all = df["timestamp"].to_numpy()
     elapsed, est = service_times(raw)
 
     def concurrency(first: float, last: float) -> np.ndarray:
-        whole = ConversationTable(_row_arrays(raw, slice(0, n), chosen, elapsed, est),
-                                  window_start=first, speedup=1.0)
+        whole = ConversationTable(
+            _row_arrays(raw, slice(0, n), chosen, elapsed, est), window_start=first, speedup=1.0
+        )
         counter = InProgressCounter(int(last - first))
         whole.add_conversations(counter)
         return counter.result()
 
     if keep is None:
-        span = trace_span(ts_all)                    # failed rows count: they are trace time
+        span = trace_span(ts_all)  # failed rows count: they are trace time
     else:
         kept = np.flatnonzero(keep)
         span = trace_span(ts_all[kept[[0, -1]]] if kept.size else kept.astype(float))
@@ -250,14 +301,17 @@ def _prepare(raw: RawTrace, *, models: Sequence[str] | None, log_types: Sequence
         _check_curve_length(raw, span[1] - span[0], "the trace")
     resolved = resolve(spec, ts_sel, span=span, concurrency=concurrency)
     _check_curve_length(raw, resolved.length / speedup, f"window {spec.text!r}")
-    wlo, whi = (int(i) for i in np.searchsorted(ts_all, [resolved.start, resolved.end], side="left"))
+    wlo, whi = (
+        int(i) for i in np.searchsorted(ts_all, [resolved.start, resolved.end], side="left")
+    )
     rows = slice(wlo, whi)
     included = None if chosen is None else chosen[rows]
     in_fail = fail[rows]
     failed_in_window = int(np.count_nonzero(in_fail if keep is None else in_fail & keep[rows]))
 
-    table = ConversationTable(_row_arrays(raw, rows, included, elapsed, est),
-                              window_start=resolved.start, speedup=speedup)
+    table = ConversationTable(
+        _row_arrays(raw, rows, included, elapsed, est), window_start=resolved.start, speedup=speedup
+    )
     rows_used = table.n_turns
     duration_s = resolved.length / speedup
     if rate_scale is None or rate_scale == 1.0:
@@ -273,19 +327,28 @@ def _prepare(raw: RawTrace, *, models: Sequence[str] | None, log_types: Sequence
 
     warnings = list(raw.warnings)
     if estimated:
-        unknown = service_model.unknown_models(table.r.used(df["model"].array[rows])) if rows_used else []
+        unknown = (
+            service_model.unknown_models(table.r.used(df["model"].array[rows])) if rows_used else []
+        )
         n_est = int(np.count_nonzero(table.r.used(table.r.estimated)))
-        warnings.append(f"service times of {n_est:,} of {table.n_turns:,} requests are ESTIMATED "
-                        "(no recorded Elapsed time): elapsed = a + b * response tokens, "
-                        "fitted per model on BurstGPT_3 rows"
-                        + (f"; models {', '.join(unknown)} use the ChatGPT line" if unknown else ""))
+        warnings.append(
+            f"service times of {n_est:,} of {table.n_turns:,} requests are ESTIMATED "
+            "(no recorded Elapsed time): elapsed = a + b * response tokens, "
+            "fitted per model on BurstGPT_3 rows"
+            + (f"; models {', '.join(unknown)} use the ChatGPT line" if unknown else "")
+        )
     if table.n_turns == 0:
         warnings.append("no requests in the selected window after filters")
     meta: dict[str, Any] = {
         "file": raw.path,
         "sha256": raw.sha256,
-        "window": {"spec": spec.text, "kind": spec.kind, "start": resolved.start, "end": resolved.end,
-                   "length_s": resolved.length},
+        "window": {
+            "spec": spec.text,
+            "kind": spec.kind,
+            "start": resolved.start,
+            "end": resolved.end,
+            "length_s": resolved.length,
+        },
         "filters": {"models": models, "log_types": log_types},
         "speedup": speedup,
         "rate_scale": rate_scale,

@@ -31,18 +31,30 @@ class InstrumentedShape(BurstGPTShape):
 
 def _collect(state, turn, record, built):
     epoch = controller.get().runtime.engine.epoch
-    RECORDS.append({
-        "conversation": state.conversation.id, "turn": turn.index, "label": state.label,
-        "conv_start_s": state.conversation.start_s,
-        "scheduled": None if record.scheduled_at is None else record.scheduled_at - epoch,
-        "sent": None if record.sent_at is None else record.sent_at - epoch,
-        "sent_wall": None if record.sent_at is None else time.time() - (time.perf_counter() - record.sent_at),
-        "outcome": record.outcome.value, "http_status": record.http_status, "e2e": record.e2e,
-        "prompt_tokens": record.prompt_tokens, "expected_prompt_tokens": built.expected_prompt_tokens,
-        "completion_tokens": record.completion_tokens, "output_target": record.extra["output_target"],
-        "prompt_target": record.extra["prompt_target"], "request_id": record.request_id,
-        "dropped_turns": built.dropped_turns, "reply_text": record.reply_text,
-    })
+    RECORDS.append(
+        {
+            "conversation": state.conversation.id,
+            "turn": turn.index,
+            "label": state.label,
+            "conv_start_s": state.conversation.start_s,
+            "scheduled": None if record.scheduled_at is None else record.scheduled_at - epoch,
+            "sent": None if record.sent_at is None else record.sent_at - epoch,
+            "sent_wall": None
+            if record.sent_at is None
+            else time.time() - (time.perf_counter() - record.sent_at),
+            "outcome": record.outcome.value,
+            "http_status": record.http_status,
+            "e2e": record.e2e,
+            "prompt_tokens": record.prompt_tokens,
+            "expected_prompt_tokens": built.expected_prompt_tokens,
+            "completion_tokens": record.completion_tokens,
+            "output_target": record.extra["output_target"],
+            "prompt_target": record.extra["prompt_target"],
+            "request_id": record.request_id,
+            "dropped_turns": built.dropped_turns,
+            "reply_text": record.reply_text,
+        }
+    )
 
 
 @events.test_start.add_listener
@@ -59,11 +71,21 @@ def _dump(environment, **_kw):
         return
     ctl = controller.get()
     runner = environment.runner
-    role = "master" if isinstance(runner, MasterRunner) else "worker" if isinstance(runner, WorkerRunner) else "local"
+    role = (
+        "master"
+        if isinstance(runner, MasterRunner)
+        else "worker"
+        if isinstance(runner, WorkerRunner)
+        else "local"
+    )
     ledger = ctl.runtime.ledger.to_dict() if ctl.runtime is not None else None
     data = {
-        "role": role, "pid": os.getpid(), "observed": OBSERVED,
-        "ticks": [(s.t, s.target) for s in ctl.ticks], "records": RECORDS, "ledger": ledger,
+        "role": role,
+        "pid": os.getpid(),
+        "observed": OBSERVED,
+        "ticks": [(s.t, s.target) for s in ctl.ticks],
+        "records": RECORDS,
+        "ledger": ledger,
         "worker_ledgers": {k: v.to_dict() for k, v in ctl.worker_ledgers.items()},
         "end_reason": ctl.end_reason,
         "conversations": ctl.workload.n_conversations if ctl.workload is not None else None,

@@ -25,7 +25,9 @@ CACHE = Path(os.environ.get("BURSTGPT_CACHE") or Path.home() / ".cache" / "locus
 # still take half of a shared core whatever its nice value. Servers therefore get a process group
 # of their own (to be stopped as a whole) but stay in the caller's session.
 BELOW_GENERATOR = ["nice", "-n", "10"]
-_OWN_GROUP: dict = {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
+_OWN_GROUP: dict = (
+    {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
+)
 
 
 def free_port() -> int:
@@ -61,7 +63,10 @@ class ManagedServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            self.cmd, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **self.env},
+            self.cmd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **self.env},
             **_OWN_GROUP,  # not start_new_session: see BELOW_GENERATOR
         )
         t0 = time.monotonic()
@@ -77,7 +82,9 @@ class ManagedServer:
         assert self.proc is not None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; log: {self.log_path}")
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode}; log: {self.log_path}"
+                )
             try:
                 with urllib.request.urlopen(self.base_url + self.health_path, timeout=2) as r:
                     if r.status == 200:
@@ -140,11 +147,28 @@ def llamacpp_server(log_dir: Path, parallel: int = 8, ctx: int = 16384) -> Manag
     p = llamacpp_paths()
     port = free_port()
     cmd = [
-        p["server"], "-m", p["model"], "--host", "127.0.0.1", "--port", str(port),
-        "-c", str(ctx), "-np", str(parallel), "-kvu", "-t", "1", "--no-webui", "--metrics",
-        "-a", "smollm2",
+        p["server"],
+        "-m",
+        p["model"],
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "-c",
+        str(ctx),
+        "-np",
+        str(parallel),
+        "-kvu",
+        "-t",
+        "1",
+        "--no-webui",
+        "--metrics",
+        "-a",
+        "smollm2",
     ]
-    return ManagedServer("llama-server", [*BELOW_GENERATOR, *cmd], port, log_dir / f"llama-server-{port}.log")
+    return ManagedServer(
+        "llama-server", [*BELOW_GENERATOR, *cmd], port, log_dir / f"llama-server-{port}.log"
+    )
 
 
 def vllm_paths() -> dict[str, str]:
@@ -163,9 +187,22 @@ def vllm_server(log_dir: Path, max_model_len: int = 4096, kv_cache_gib: int = 1)
     p = vllm_paths()
     port = free_port()
     cmd = [
-        p["python"], "-m", "vllm.entrypoints.openai.api_server", "--model", p["model"],
-        "--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(port),
-        "--dtype", "bfloat16", "--max-model-len", str(max_model_len), "--enforce-eager",
+        p["python"],
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        p["model"],
+        "--served-model-name",
+        "smollm2",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dtype",
+        "bfloat16",
+        "--max-model-len",
+        str(max_model_len),
+        "--enforce-eager",
         "--enable-prompt-tokens-details",  # usage.prompt_tokens_details.cached_tokens, as llama.cpp sends
     ]
     env = {
@@ -175,4 +212,6 @@ def vllm_server(log_dir: Path, max_model_len: int = 4096, kv_cache_gib: int = 1)
         "VLLM_NO_USAGE_STATS": "1",  # no usage reports leave the machine
         "DO_NOT_TRACK": "1",
     }
-    return ManagedServer("vllm", [*BELOW_GENERATOR, *cmd], port, log_dir / f"vllm-{port}.log", env=env)
+    return ManagedServer(
+        "vllm", [*BELOW_GENERATOR, *cmd], port, log_dir / f"vllm-{port}.log", env=env
+    )

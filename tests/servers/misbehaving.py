@@ -108,7 +108,9 @@ class MisbehavingServer:
         sock.settimeout(0.1)
         self.port = sock.getsockname()[1]
         self._listener = sock
-        threading.Thread(target=self._accept_loop, args=(sock,), daemon=True, name="misbehaving-accept").start()
+        threading.Thread(
+            target=self._accept_loop, args=(sock,), daemon=True, name="misbehaving-accept"
+        ).start()
 
     def _close_listener(self) -> None:
         sock, self._listener = self._listener, None
@@ -133,7 +135,9 @@ class MisbehavingServer:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 self._conns.add(conn)
-            threading.Thread(target=self._serve, args=(conn,), daemon=True, name="misbehaving-conn").start()
+            threading.Thread(
+                target=self._serve, args=(conn,), daemon=True, name="misbehaving-conn"
+            ).start()
 
     def go_down(self, seconds: float) -> None:
         """Refuse connections for ``seconds``: close the listener and every open connection."""
@@ -158,7 +162,9 @@ class MisbehavingServer:
             if self.tls is not None:
                 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
                 ctx.load_cert_chain(*self.tls)
-                conn = ctx.wrap_socket(conn, server_side=True)  # a client that rejects the cert fails here
+                conn = ctx.wrap_socket(
+                    conn, server_side=True
+                )  # a client that rejects the cert fails here
             while True:
                 request, buf = _read_request(conn, buf)
                 if request is None:
@@ -173,8 +179,15 @@ class MisbehavingServer:
             with contextlib.suppress(OSError):
                 conn.close()
 
-    def _answer(self, conn: socket.socket, method: str, path: str, headers: dict[str, str],
-                head: bytes, body: bytes) -> bool:
+    def _answer(
+        self,
+        conn: socket.socket,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        head: bytes,
+        body: bytes,
+    ) -> bool:
         """Answer one request; False when the connection must end."""
         rid = headers.get("x-request-id")
         behaviour = "forward"
@@ -184,19 +197,23 @@ class MisbehavingServer:
             self.seen.append(Arrival(time.time(), rid, path, behaviour, headers))
         if behaviour.startswith("down:"):
             _reset(conn)
-            self.go_down(float(behaviour[len("down:"):]))
+            self.go_down(float(behaviour[len("down:") :]))
             return False
         if behaviour == "reset_before_response":
             _reset(conn)
             return False
         if behaviour == "echo_auth":
             message = f"Invalid API key: {headers.get('authorization', '')}"
-            conn.sendall(_response(401, "application/json", json.dumps({"error": {"message": message}}).encode()))
+            conn.sendall(
+                _response(
+                    401, "application/json", json.dumps({"error": {"message": message}}).encode()
+                )
+            )
             return True
         if behaviour in ("forward", "ok") or behaviour.startswith("sim:"):
             if self.upstream is None:
                 return self._serve_locally(conn, method, path, body)
-            fault = behaviour[len("sim:"):] if behaviour.startswith("sim:") else None
+            fault = behaviour[len("sim:") :] if behaviour.startswith("sim:") else None
             _forward(conn, self.upstream, head, body, fault)
             return False
         request = _json(body)
@@ -212,13 +229,16 @@ class MisbehavingServer:
             with self._lock:
                 self._arrivals[m.group("base")] += 1  # a retry (".r1") is not a first arrival
                 first = self._arrivals[m.group("base")] == 1
-            plan = plan[len("once:"):] if first else "forward"
+            plan = plan[len("once:") :] if first else "forward"
         return plan
 
     def _serve_locally(self, conn: socket.socket, method: str, path: str, body: bytes) -> bool:
         """Without an upstream: a minimal healthy OpenAI-compatible server."""
         if method == "GET" and path.startswith("/v1/models"):
-            payload = {"object": "list", "data": [{"id": "misbehaving", "object": "model", "owned_by": "test"}]}
+            payload = {
+                "object": "list",
+                "data": [{"id": "misbehaving", "object": "model", "owned_by": "test"}],
+            }
             conn.sendall(_response(200, "application/json", json.dumps(payload).encode()))
             return True
         if method == "POST" and path.endswith("/completions"):
@@ -252,8 +272,10 @@ def _read_request(conn: socket.socket, buf: bytes) -> tuple[tuple | None, bytes]
 
 def _response(status: int, ctype: str, body: bytes, extra: str = "") -> bytes:
     reason = {200: "OK", 401: "Unauthorized", 404: "Not Found"}.get(status, "Status")
-    return (f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
-            f"{extra}\r\n").encode("latin-1") + body
+    return (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+        f"{extra}\r\n"
+    ).encode("latin-1") + body
 
 
 def _json(body: bytes) -> dict:
@@ -272,14 +294,20 @@ def _reset(conn: socket.socket) -> None:
         conn.close()
 
 
-def _forward(conn: socket.socket, upstream: str, head: bytes, body: bytes, fault: str | None) -> None:
+def _forward(
+    conn: socket.socket, upstream: str, head: bytes, body: bytes, fault: str | None
+) -> None:
     """Send one request to the upstream on a fresh connection and relay its answer byte for byte.
 
     The relayed response says ``Connection: close`` and the client connection ends with it, so the
     response's own framing (chunked or not) never has to be parsed.
     """
     url = urlsplit(upstream)
-    lines = [ln for ln in head.split(b"\r\n") if not ln.lower().startswith((b"connection:", b"x-sim-fault:"))]
+    lines = [
+        ln
+        for ln in head.split(b"\r\n")
+        if not ln.lower().startswith((b"connection:", b"x-sim-fault:"))
+    ]
     lines.append(b"Connection: close")
     if fault:
         lines.append(b"x-sim-fault: " + fault.encode("latin-1"))
@@ -309,15 +337,20 @@ def _chunk(data: bytes) -> bytes:
     return b"%x\r\n" % len(data) + data + b"\r\n"
 
 
-_SSE_HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-             b"Transfer-Encoding: chunked\r\n\r\n")
+_SSE_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n"
+)
 
 
 def _stream_events(request: dict, content: list[str]) -> tuple[list[bytes], bytes]:
     """(role + content events, finish + usage events) of a chat stream with these contents."""
     chat = "messages" in request
-    prompt = simpletok.chat_prompt_count(request.get("messages") or []) if chat else \
-        simpletok.count(str(request.get("prompt") or ""))
+    prompt = (
+        simpletok.chat_prompt_count(request.get("messages") or [])
+        if chat
+        else simpletok.count(str(request.get("prompt") or ""))
+    )
 
     def piece(text: str | None, finish: str | None = None) -> dict:
         choice: dict = {"index": 0, "finish_reason": finish}
@@ -325,13 +358,25 @@ def _stream_events(request: dict, content: list[str]) -> tuple[list[bytes], byte
             choice["delta"] = {} if text is None else {"content": text}
         else:
             choice["text"] = text or ""
-        return {"id": "mis-1", "object": "chat.completion.chunk" if chat else "text_completion",
-                "model": "misbehaving", "choices": [choice]}
+        return {
+            "id": "mis-1",
+            "object": "chat.completion.chunk" if chat else "text_completion",
+            "model": "misbehaving",
+            "choices": [choice],
+        }
 
     events = [_event(piece(t)) for t in content]
-    usage = {"id": "mis-1", "object": "chat.completion.chunk", "model": "misbehaving", "choices": [],
-             "usage": {"prompt_tokens": prompt, "completion_tokens": len(content),
-                       "total_tokens": prompt + len(content)}}
+    usage = {
+        "id": "mis-1",
+        "object": "chat.completion.chunk",
+        "model": "misbehaving",
+        "choices": [],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": len(content),
+            "total_tokens": prompt + len(content),
+        },
+    }
     return events, _event(piece(None, "length")) + _event(usage)
 
 
@@ -342,7 +387,12 @@ def _tokens(request: dict) -> list[str]:
 
 def _ok_stream(conn: socket.socket, request: dict) -> bool:
     events, end = _stream_events(request, _tokens(request))
-    conn.sendall(_SSE_HEAD + b"".join(_chunk(e) for e in events) + _chunk(end + b"data: [DONE]\n\n") + b"0\r\n\r\n")
+    conn.sendall(
+        _SSE_HEAD
+        + b"".join(_chunk(e) for e in events)
+        + _chunk(end + b"data: [DONE]\n\n")
+        + b"0\r\n\r\n"
+    )
     return True
 
 
@@ -370,18 +420,28 @@ def _huge_chunk(conn: socket.socket, request: dict) -> bool:
     tokens = _tokens(request)
     tokens[0] = "x" * HUGE_BYTES
     events, end = _stream_events(request, tokens)
-    conn.sendall(_SSE_HEAD + b"".join(_chunk(e) for e in events) + _chunk(end + b"data: [DONE]\n\n") + b"0\r\n\r\n")
+    conn.sendall(
+        _SSE_HEAD
+        + b"".join(_chunk(e) for e in events)
+        + _chunk(end + b"data: [DONE]\n\n")
+        + b"0\r\n\r\n"
+    )
     return True
 
 
 def _slow_drip(conn: socket.socket, request: dict) -> bool:
     events, end = _stream_events(request, _tokens(request))
-    data = _SSE_HEAD + b"".join(_chunk(e) for e in events) + _chunk(end + b"data: [DONE]\n\n") + b"0\r\n\r\n"
+    data = (
+        _SSE_HEAD
+        + b"".join(_chunk(e) for e in events)
+        + _chunk(end + b"data: [DONE]\n\n")
+        + b"0\r\n\r\n"
+    )
     started = time.monotonic()
     for i in range(len(data)):
         if time.monotonic() - started > DRIP_LIMIT_S:
             break
-        conn.sendall(data[i:i + 1])  # raises once the client has given up and closed
+        conn.sendall(data[i : i + 1])  # raises once the client has given up and closed
         time.sleep(1.0)
     return False
 

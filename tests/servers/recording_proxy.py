@@ -86,7 +86,9 @@ class RecordingProxy:
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            up_reader, up_writer = await asyncio.open_connection(self.upstream_host, self.upstream_port)
+            up_reader, up_writer = await asyncio.open_connection(
+                self.upstream_host, self.upstream_port
+            )
         except OSError:
             writer.close()
             return
@@ -114,7 +116,12 @@ class RecordingProxy:
                     self.requests.append(SeenRequest(time.time(), method, path, headers, parsed))
                 up_writer.write(head + body)
                 await up_writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, ValueError):
+        except (
+            asyncio.IncompleteReadError,
+            ConnectionError,
+            asyncio.LimitOverrunError,
+            ValueError,
+        ):
             pass
         finally:
             up_writer.close()

@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from locust_burstgpt.sim import SimulatorProcess  # noqa: E402
+from tests.support import HEADER_3  # noqa: E402
 
 # --attribute: the shipped classes plus tracemalloc snapshots after the first interval and shortly
 # before the window ends; the lines whose live memory grew most are written to a file.
@@ -67,10 +68,6 @@ def _attribute(environment, **_kw):
     gevent.spawn(snapshots)
 """
 
-HEADER = (
-    "Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
-)
-
 
 def write_trace(path: Path, seconds: int, rate: float, seed: int = 7) -> int:
     """A steady trace: ``rate`` requests a second, one in ten conversations three turns long."""
@@ -96,7 +93,7 @@ def write_trace(path: Path, seconds: int, rate: float, seed: int = 7) -> int:
         n += 1
         t += 1.0 / rate
     rows.sort(key=lambda r: r[0])
-    path.write_text(HEADER + "".join(r for _, r in rows))
+    path.write_text(HEADER_3 + "\n" + "".join(r for _, r in rows))
     return len(rows)
 
 

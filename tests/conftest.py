@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from locust_burstgpt.sim import SimulatorProcess
+from locust_burstgpt.sim import SimulatorProcess, run_in_thread
 from tests.servers.managed import ManagedServer, llamacpp_server, vllm_paths
 from tests.servers.managed import vllm_server as make_vllm_server
 from tests.servers.recording_proxy import RecordingProxy
@@ -61,15 +61,50 @@ def smollm2_tokenizer_json() -> Path:
 
 
 @pytest.fixture(scope="module")
-def sim_proxy():
-    """The simulator's fast profile behind a recording proxy that logs every request it is sent."""
+def sim_fast():
+    """The simulator's ``fast`` profile in a child process, shared by the tests of one module
+    (safe next to Locust and gevent; its numbers describe nothing but the simulator)."""
     with SimulatorProcess(profile="fast") as sim:
-        host, port = sim.base_url.rsplit("//", 1)[1].split(":")
-        proxy = RecordingProxy(host, int(port)).start()
-        try:
-            yield proxy
-        finally:
-            proxy.stop()
+        yield sim
+
+
+@pytest.fixture(scope="module")
+def sim_fast_thread():
+    """The ``fast`` simulator in a thread of the test process, for tests that inspect its insides."""
+    handle = run_in_thread(profile="fast")
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+@pytest.fixture()
+def simulator():
+    """Start simulators for one test: ``simulator(profile="fast", config={...})`` returns a
+    running ``SimulatorProcess``; every one started is stopped when the test ends."""
+    started: list[SimulatorProcess] = []
+
+    def start(profile: str = "fast", config: dict | None = None) -> SimulatorProcess:
+        sim = SimulatorProcess(profile=profile, config=config).start()
+        started.append(sim)
+        return sim
+
+    try:
+        yield start
+    finally:
+        for sim in started:
+            sim.stop()
+
+
+@pytest.fixture(scope="module")
+def sim_proxy(sim_fast):
+    """The simulator's fast profile behind a recording proxy that logs every request it is sent."""
+    host, port = sim_fast.base_url.rsplit("//", 1)[1].split(":")
+    proxy = RecordingProxy(host, int(port)).start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

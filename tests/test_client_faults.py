@@ -7,7 +7,7 @@ import gevent.pool
 import pytest
 
 from locust_burstgpt.client import ClientConfig, Outcome, RequestRecord, make_client
-from tests.test_client_scripted_server import ScriptedServer
+from tests.servers.scripted import ScriptedServer
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
 

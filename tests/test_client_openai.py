@@ -11,7 +11,7 @@ import json
 import pytest
 
 from locust_burstgpt.client import ClientConfig, Outcome, RequestRecord, make_client
-from tests.test_client_scripted_server import ScriptedServerProcess
+from tests.servers.scripted import ScriptedServerProcess
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
 

@@ -18,7 +18,7 @@ from locust_burstgpt.client import (
     RequestRecord,
     make_client,
 )
-from tests.test_client_scripted_server import ScriptedServer
+from tests.servers.scripted import ScriptedServer
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
 
@@ -185,12 +185,23 @@ def test_server_closing_after_every_stream_never_exhausts_the_pool(server: Scrip
 def test_cancelled_greenlet_records_cancelled_and_reraises(server: ScriptedServer) -> None:
     client = client_for(server, pool_size=2)
     rec = RequestRecord("k")
-    g = gevent.spawn(client.send, {**CHAT, "n": 50, "itl": 0.05}, rec)
+    reraised: list[bool] = []
+
+    def send() -> None:
+        try:
+            client.send({**CHAT, "n": 50, "itl": 0.05}, rec)
+        except gevent.GreenletExit:
+            reraised.append(True)
+            raise
+        reraised.append(False)
+
+    g = gevent.spawn(send)
     with gevent.Timeout(10):
         while len(rec.chunk_times) < 3:
             gevent.sleep(0.005)
         g.kill(block=True)
-    assert isinstance(g.value, gevent.GreenletExit) or g.successful()  # the exit propagated
+    # gevent reports a killed greenlet as successful whatever happened inside, so ask send itself
+    assert reraised == [True]  # the kill reached the caller instead of being swallowed
     assert rec.outcome is Outcome.CANCELLED
     assert len(rec.chunk_times) >= 3 and rec.first_token_at is not None  # times kept
     with gevent.Timeout(10):  # the slot came back: the pool of 2 still serves 3 requests

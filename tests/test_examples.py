@@ -9,34 +9,32 @@ import shlex
 import subprocess
 import sys
 
-from locust_burstgpt.sim import SimulatorProcess
 from tests.plugin_runs import ROOT, run_locust
 from tests.servers.recording_proxy import RecordingProxy
 
 EXAMPLES = ROOT / "examples"
 
 
-def test_custom_user_example_adds_header_and_fields(tmp_path):
-    with SimulatorProcess(profile="fast") as sim:
-        host, port = sim.base_url.rsplit("//", 1)[1].split(":")
-        proxy = RecordingProxy(host, int(port)).start()
-        try:
-            run = run_locust(
-                tmp_path,
-                proxy.base_url,
-                "--burstgpt-window",
-                "19440110+70000s",
-                "--burstgpt-speedup",
-                "5000",
-                locustfile=EXAMPLES / "custom_user.py",
-            )
-            chat = [r for r in proxy.snapshot() if r.path == "/v1/chat/completions"]
-            # the prompt builder's one-off setup probes are not replayed turns
-            seen = [
-                r for r in chat if not r.headers.get("x-request-id", "").startswith("prompt-probe-")
-            ]
-        finally:
-            proxy.stop()
+def test_custom_user_example_adds_header_and_fields(sim_fast, tmp_path):
+    host, port = sim_fast.base_url.rsplit("//", 1)[1].split(":")
+    proxy = RecordingProxy(host, int(port)).start()
+    try:
+        run = run_locust(
+            tmp_path,
+            proxy.base_url,
+            "--burstgpt-window",
+            "19440110+70000s",
+            "--burstgpt-speedup",
+            "5000",
+            locustfile=EXAMPLES / "custom_user.py",
+        )
+        chat = [r for r in proxy.snapshot() if r.path == "/v1/chat/completions"]
+        # the prompt builder's one-off setup probes are not replayed turns
+        seen = [
+            r for r in chat if not r.headers.get("x-request-id", "").startswith("prompt-probe-")
+        ]
+    finally:
+        proxy.stop()
     assert run.returncode == 0, run.output[-3000:]
     assert len(seen) > 300
     assert all(r.headers.get("x-tenant") == "load-test" for r in seen)

@@ -13,6 +13,7 @@ from locust_burstgpt.provision.params import Params, ParamsError, load_params, s
 from locust_burstgpt.provision.presets import FITTED, fit_preset, load_preset
 from locust_burstgpt.trace import TraceError, load_trace
 from tests.conftest import BURSTGPT_1_7DAYS, BURSTGPT_3_400
+from tests.support import HEADER_1, trace_text
 
 
 @pytest.fixture(scope="module")
@@ -160,9 +161,7 @@ def test_unreadable_params_files(tmp_path):
 
 def test_bad_fit_input_is_a_clear_error(tmp_path):
     bad = tmp_path / "bad.csv"
-    bad.write_text(
-        "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n5,ChatGPT,x,1,2,API log\n"
-    )
+    bad.write_text(trace_text(["5,ChatGPT,x,1,2,API log\n"], HEADER_1))
     with pytest.raises(TraceError, match="bad.csv"):
         fit_trace(bad)
     with pytest.raises(ValueError, match="divid"):

@@ -109,7 +109,7 @@ def test_console_script_runs_without_importing_locust_or_gevent():
 
 
 def test_model_filter_applies_to_the_row_counts(capsys):
-    from tests.test_trace_support import read_plain
+    from tests.trace_support import read_plain
 
     gpt4 = [r for r in read_plain(BURSTGPT_1_7DAYS) if r.model == "GPT-4"]
     out = _json(capsys, str(BURSTGPT_1_7DAYS), "--model", "GPT-4")

@@ -8,10 +8,8 @@ import pytest
 
 from locust_burstgpt.sim import SimulatorProcess
 from tests.plugin_runs import run_locust
+from tests.support import trace_text, write_trace
 
-HEADER = (
-    "Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
-)
 # Six API requests at t=100 that the trace says took 1 s, and one more at t=110. The concurrency
 # curve is 6 in second 0 and 0 from second 1, but the simulator below takes ~2 s per request, so
 # Locust removes the users while their requests are still streaming.
@@ -30,7 +28,7 @@ def slow_sim():
 @pytest.fixture()
 def trace(tmp_path):
     path = tmp_path / "rampdown.csv"
-    path.write_text(HEADER + "".join(ROWS))
+    write_trace(path, ROWS)
     return path
 
 
@@ -95,7 +93,7 @@ def test_window_end_without_drain_records_cancelled(slow_sim, trace, tmp_path):
     )
 
 
-def test_idle_users_stop_at_once_with_a_stop_timeout(tmp_path):
+def test_idle_users_stop_at_once_with_a_stop_timeout(sim_fast, tmp_path):
     # Ten requests at t=100 that the trace says took 1 s, then one at t=108: the pool is sized for
     # second 0 and the shape asks for no users in seconds 1-7. The fast simulator answers in
     # milliseconds, so every user is idle (waiting for a conversation) when the ramp-down comes.
@@ -103,22 +101,21 @@ def test_idle_users_stop_at_once_with_a_stop_timeout(tmp_path):
     # conversation has nothing to finish and must go at once, not linger for 30 s.
     trace = tmp_path / "idle.csv"
     trace.write_text(
-        HEADER + "100,,1,ChatGPT,50,5,55,API log\n" * 10 + "108,,1,ChatGPT,50,5,55,API log\n"
+        trace_text(["100,,1,ChatGPT,50,5,55,API log\n"] * 10 + ["108,,1,ChatGPT,50,5,55,API log\n"])
     )
     report = tmp_path / "report"
-    with SimulatorProcess(profile="fast") as sim:
-        run = run_locust(
-            tmp_path,
-            sim.base_url,
-            "--burstgpt-trace",
-            str(trace),
-            "--stop-timeout",
-            "30",
-            "--burstgpt-window",
-            "100+10s",
-            "--burstgpt-report",
-            str(report),
-        )
+    run = run_locust(
+        tmp_path,
+        sim_fast.base_url,
+        "--burstgpt-trace",
+        str(trace),
+        "--stop-timeout",
+        "30",
+        "--burstgpt-window",
+        "100+10s",
+        "--burstgpt-report",
+        str(report),
+    )
     assert run.returncode == 0, run.output[-3000:]
     assert run.ledger()["outcomes"] == {"ok": 11}
     rows = [line.split(",") for line in (report / "timeline.csv").read_text().splitlines()]

@@ -11,13 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from locust_burstgpt.sim import SimulatorProcess
 from tests.plugin_runs import LocustRun, run_locust
 from tests.servers.misbehaving import MisbehavingServer
+from tests.support import write_trace
 
-HEADER = (
-    "Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
-)
 OUTPUT_TOKENS = 20
 TTFT_TIMEOUT = "2"
 IDLE_TIMEOUT = "1.5"
@@ -83,19 +80,13 @@ def _books_reconcile(run: LocustRun, report: Path, scheduled: int) -> dict:
 
 
 @pytest.fixture(scope="module")
-def sim():
-    with SimulatorProcess(profile="fast") as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-def matrix_run(sim, tmp_path_factory):
+def matrix_run(sim_fast, tmp_path_factory):
     """One run: 14 faulty conversations, each followed by a healthy one, 4 requests a second."""
     tmp = tmp_path_factory.mktemp("matrix")
     plan = {f"row-{2 * k + 1}": behaviour for k, behaviour in enumerate(MATRIX)}
-    (tmp / "trace.csv").write_text(HEADER + "".join(_api_rows(2 * len(MATRIX), 0.25)))
+    write_trace(tmp / "trace.csv", _api_rows(2 * len(MATRIX), 0.25))
     report = tmp / "report"
-    with MisbehavingServer(sim.base_url, plan) as server:
+    with MisbehavingServer(sim_fast.base_url, plan) as server:
         run = run_locust(
             tmp,
             server.base_url,
@@ -183,7 +174,7 @@ def test_wrong_content_type_is_a_protocol_error(matrix_run):
     assert text in (line["error"] or ""), line
 
 
-def test_server_down_for_a_while_then_back(sim, tmp_path):
+def test_server_down_for_a_while_then_back(sim_fast, tmp_path):
     """Connections are refused for 1.5 s mid-run: requests sent then fail at once, the rest succeed.
 
     Prompts are sized by the calibrated fallback here: with the server's own /tokenize (the default
@@ -191,9 +182,9 @@ def test_server_down_for_a_while_then_back(sim, tmp_path):
     as not sent (prompt_failed) rather than as a connection error.
     """
     rows = _api_rows(24, 0.25)
-    (tmp_path / "trace.csv").write_text(HEADER + "".join(rows))
+    write_trace(tmp_path / "trace.csv", rows)
     report = tmp_path / "report"
-    with MisbehavingServer(sim.base_url, {"row-8": "down:1.5"}) as server:
+    with MisbehavingServer(sim_fast.base_url, {"row-8": "down:1.5"}) as server:
         run = run_locust(
             tmp_path,
             server.base_url,
@@ -231,16 +222,16 @@ def test_server_down_for_a_while_then_back(sim, tmp_path):
     _books_reconcile(run, report, 24)
 
 
-def test_retry_option_resends_429_and_503_after_retry_after(sim, tmp_path):
+def test_retry_option_resends_429_and_503_after_retry_after(sim_fast, tmp_path):
     plan = {
         "row-2": "once:sim:http_429; retry_after=1",
         "row-4": "once:sim:http_503",
         "row-6": "sim:http_429; retry_after=1",
         "row-8": "sim:http_500",
     }
-    (tmp_path / "trace.csv").write_text(HEADER + "".join(_api_rows(12, 0.25)))
+    write_trace(tmp_path / "trace.csv", _api_rows(12, 0.25))
     report = tmp_path / "report"
-    with MisbehavingServer(sim.base_url, plan) as server:
+    with MisbehavingServer(sim_fast.base_url, plan) as server:
         run = run_locust(
             tmp_path,
             server.base_url,
@@ -285,12 +276,12 @@ def test_retry_option_resends_429_and_503_after_retry_after(sim, tmp_path):
     assert "Retries: 3 extra attempts" in run.output
 
 
-def test_turn_whose_prompt_cannot_be_built_is_not_sent_with_the_reason(sim, tmp_path):
+def test_turn_whose_prompt_cannot_be_built_is_not_sent_with_the_reason(sim_fast, tmp_path):
     """Prompts sized by the server's /tokenize: turns due while the server refuses connections cannot
     be built, so they are booked once as not sent (prompt_failed) and their entries say why."""
-    (tmp_path / "trace.csv").write_text(HEADER + "".join(_api_rows(24, 0.25)))
+    write_trace(tmp_path / "trace.csv", _api_rows(24, 0.25))
     report = tmp_path / "report"
-    with MisbehavingServer(sim.base_url, {"row-8": "down:1.5"}) as server:
+    with MisbehavingServer(sim_fast.base_url, {"row-8": "down:1.5"}) as server:
         run = run_locust(
             tmp_path,
             server.base_url,

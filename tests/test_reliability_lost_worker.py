@@ -16,10 +16,8 @@ from pathlib import Path
 from tests.plugin_runs import INSTRUMENTED, ROOT
 from tests.servers.managed import free_port
 from tests.servers.recording_proxy import RecordingProxy
+from tests.support import wait_until, write_trace
 
-HEADER = (
-    "Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
-)
 WINDOW_S = 14
 KILL_AFTER_S = 4.0  # of replay time: well after every worker has sent, well before the end
 
@@ -34,16 +32,8 @@ def _trace(path: Path) -> Path:
             for k in range(3)
         ]
     rows.sort(key=lambda r: float(r.split(",", 1)[0]))
-    path.write_text(HEADER + "".join(rows))
+    write_trace(path, rows)
     return path
-
-
-def _wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def _run_with_a_kill(tmp: Path, proxy: RecordingProxy, *extra: str) -> dict:
@@ -125,9 +115,9 @@ def _run_with_a_kill(tmp: Path, proxy: RecordingProxy, *extra: str) -> dict:
         return {r.headers["x-request-id"].split("-", 1)[0] for r in replayed()}
 
     try:
-        _wait_for(lambda: len(run_ids()) == 3, 90, "all three workers to send")
+        wait_until(lambda: len(run_ids()) == 3, 90, "all three workers to send")
         first = min(r.received_at for r in replayed())
-        _wait_for(lambda: time.time() - first >= KILL_AFTER_S, 30, "the kill time")
+        wait_until(lambda: time.time() - first >= KILL_AFTER_S, 30, "the kill time")
         victim = workers[0]
         victim.send_signal(signal.SIGKILL)
         killed_at = time.time()

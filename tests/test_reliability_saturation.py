@@ -7,33 +7,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from locust_burstgpt.generator_health import ScheduleHealth
-from locust_burstgpt.sim import SimulatorProcess
+from tests.support import write_trace
 from tests.web_runs import WebRun
 
-HEADER = (
-    "Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
-)
 CPU_BOUND = Path(__file__).parent / "locustfiles" / "cpu_bound.py"
 
 
-@pytest.fixture(scope="module")
-def sim():
-    with SimulatorProcess(profile="fast") as s:
-        yield s
-
-
-def test_cpu_bound_generator_is_reported_and_fails_the_trust_check(sim, tmp_path):
+def test_cpu_bound_generator_is_reported_and_fails_the_trust_check(sim_fast, tmp_path):
     rows = [
         f"{100 + i * 0.04:.2f},,1,ChatGPT,30,8,38,API log\n" for i in range(200)
     ]  # 25/s for 8 s
-    (tmp_path / "trace.csv").write_text(HEADER + "".join(rows))
+    write_trace(tmp_path / "trace.csv", rows)
     report = tmp_path / "report"
     run = WebRun(
         tmp_path,
-        sim.base_url,
+        sim_fast.base_url,
         "--burstgpt-trace",
         str(tmp_path / "trace.csv"),
         "--burstgpt-window",

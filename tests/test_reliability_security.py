@@ -12,15 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from locust_burstgpt.sim import SimulatorProcess
 from tests.plugin_runs import ROOT, run_locust
 from tests.servers.misbehaving import MisbehavingServer
+from tests.support import trace_text
 from tests.web_runs import WebRun, free_port
 
 KEY = "sk-test-SECRET123"
-HEADER = (
-    "Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
-)
 UI_PAGES = (
     "/",
     "/stats/requests",
@@ -35,16 +32,10 @@ UI_PAGES = (
 )
 
 
-@pytest.fixture(scope="module")
-def sim():
-    with SimulatorProcess(profile="fast") as s:
-        yield s
-
-
 def _trace(tmp: Path, n: int = 8) -> Path:
     path = tmp / "trace.csv"
     path.write_text(
-        HEADER + "".join(f"{100 + i * 0.25:.2f},,1,ChatGPT,40,10,50,API log\n" for i in range(n))
+        trace_text(f"{100 + i * 0.25:.2f},,1,ChatGPT,40,10,50,API log\n" for i in range(n))
     )
     return path
 
@@ -56,11 +47,11 @@ def _files_without_key(root: Path) -> list[Path]:
     return files
 
 
-def test_api_key_never_leaves_the_request(sim, tmp_path):
+def test_api_key_never_leaves_the_request(sim_fast, tmp_path):
     trace = _trace(tmp_path)
     report = tmp_path / "report"
     # row-3's server answers 401 and echoes the key back (as some gateways do)
-    with MisbehavingServer(sim.base_url, {"row-3": "echo_auth"}) as server:
+    with MisbehavingServer(sim_fast.base_url, {"row-3": "echo_auth"}) as server:
         run = WebRun(
             tmp_path,
             server.base_url,
@@ -162,9 +153,9 @@ def _chat_sent(server: MisbehavingServer) -> list:
     ]
 
 
-def test_tls_verified_by_default(sim, certificate, tmp_path):
+def test_tls_verified_by_default(sim_fast, certificate, tmp_path):
     """A self-signed server: the run stops before any load with one line naming the certificate."""
-    with MisbehavingServer(sim.base_url, tls=certificate) as server:
+    with MisbehavingServer(sim_fast.base_url, tls=certificate) as server:
         run = run_locust(
             tmp_path,
             f"https://127.0.0.1:{server.port}",
@@ -181,9 +172,9 @@ def test_tls_verified_by_default(sim, certificate, tmp_path):
     assert chat == []  # nothing was sent
 
 
-def test_tls_opt_out_reaches_a_self_signed_server(sim, certificate, tmp_path):
+def test_tls_opt_out_reaches_a_self_signed_server(sim_fast, certificate, tmp_path):
     """--burstgpt-insecure: the same server is used, every request succeeds."""
-    with MisbehavingServer(sim.base_url, tls=certificate) as server:
+    with MisbehavingServer(sim_fast.base_url, tls=certificate) as server:
         run = run_locust(
             tmp_path,
             f"https://127.0.0.1:{server.port}",

@@ -8,7 +8,6 @@ import math
 
 import pytest
 
-from locust_burstgpt.sim import SimulatorProcess
 from locust_burstgpt.slo import SLOSpecError, parse_slo
 from tests.plugin_runs import run_locust
 
@@ -16,17 +15,11 @@ WINDOW = ["--burstgpt-window", "19440110+70000s", "--burstgpt-speedup", "5000"]
 
 
 @pytest.fixture(scope="module")
-def sim():
-    with SimulatorProcess(profile="fast") as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-def reported_run(sim, tmp_path_factory):
+def reported_run(sim_fast, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("reported")
     run = run_locust(
         tmp,
-        sim.base_url,
+        sim_fast.base_url,
         *WINDOW,
         "--burstgpt-report",
         str(tmp / "report"),
@@ -90,18 +83,18 @@ def test_invalid_slo_option_exits_2(tmp_path):
 
 
 # -- exit codes ------------------------------------------------------------------------------------
-def test_slo_miss_exits_3_and_says_by_how_much(sim, tmp_path):
+def test_slo_miss_exits_3_and_says_by_how_much(sim_fast, tmp_path):
     run = run_locust(
-        tmp_path, sim.base_url, *WINDOW, "--burstgpt-slo", "ttft_p99<=1us,goodput>=0.5"
+        tmp_path, sim_fast.base_url, *WINDOW, "--burstgpt-slo", "ttft_p99<=1us,goodput>=0.5"
     )
     assert run.returncode == 3, run.output[-2000:]
     assert "SLO MISS: ttft_p99<=1us: measured" in run.output and "over the limit" in run.output
 
 
-def test_slo_pass_exits_0(sim, tmp_path):
+def test_slo_pass_exits_0(sim_fast, tmp_path):
     run = run_locust(
         tmp_path,
-        sim.base_url,
+        sim_fast.base_url,
         *WINDOW,
         "--burstgpt-slo",
         "ttft_p99<=30s,e2e_p99<=60s,goodput>=0.99,fail_ratio<=0.01",

@@ -9,7 +9,8 @@ import pytest
 
 from locust_burstgpt.sim import run_in_thread
 from locust_burstgpt.sim.faults import Fault, FaultError, FaultPlan, FaultRule, parse_fault_header
-from tests.test_sim_http import RawClient, chat, metric, wait_until
+from tests.sim_client import RawClient, chat, metric
+from tests.support import wait_until
 
 
 @pytest.fixture(scope="module")

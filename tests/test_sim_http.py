@@ -3,201 +3,26 @@
 from __future__ import annotations
 
 import json
-import re
 import socket
 import statistics
 import threading
 import time
-from dataclasses import dataclass, field
 
 import pytest
 
 from locust_burstgpt import simpletok
 from locust_burstgpt.sim import SimulatorProcess, run_in_thread
-
-# ---- a tiny raw HTTP/1.1 client that timestamps every chunk (shared with test_sim_faults) ------
-
-
-@dataclass
-class RawResponse:
-    status: int
-    headers: dict[str, str]
-    t_sent: float
-    t_headers: float
-    chunks: list[tuple[float, bytes]] = field(default_factory=list)  # (arrival, payload)
-    complete: bool = False  # chunked terminator (or full Content-Length body) received
-    eof: bool = False  # server closed the connection
-
-    @property
-    def body(self) -> bytes:
-        return b"".join(c for _, c in self.chunks)
-
-    def events(self) -> list[tuple[float, bytes]]:
-        """SSE ``data:`` payloads with the arrival time of the chunk that completed them."""
-        out: list[tuple[float, bytes]] = []
-        buf = b""
-        for t, c in self.chunks:
-            buf += c
-            while b"\n\n" in buf:
-                ev, buf = buf.split(b"\n\n", 1)
-                assert ev.startswith(b"data: "), ev
-                out.append((t, ev[6:]))
-        assert buf == b"", buf
-        return out
-
-    def json_events(self) -> list[dict]:
-        return [json.loads(e) for _, e in self.events() if e != b"[DONE]"]
-
-    def json(self) -> dict:
-        return json.loads(self.body)
-
-
-class RawClient:
-    """One keep-alive connection; ``request`` sends and reads one full response."""
-
-    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
-        host, port = base_url.rsplit("/", 1)[-1].split(":")
-        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.f = self.sock.makefile("rb")
-
-    def close(self) -> None:
-        self.f.close()
-        self.sock.close()
-
-    def __enter__(self) -> RawClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def send(
-        self,
-        method: str,
-        path: str,
-        body: object = None,
-        headers: dict[str, str] | None = None,
-        version: str = "HTTP/1.1",
-    ) -> float:
-        data = (
-            b""
-            if body is None
-            else (body if isinstance(body, bytes) else json.dumps(body).encode())
-        )
-        head = f"{method} {path} {version}\r\nHost: x\r\nContent-Length: {len(data)}\r\n"
-        if data:
-            head += "Content-Type: application/json\r\n"
-        for k, v in (headers or {}).items():
-            head += f"{k}: {v}\r\n"
-        t = time.monotonic()
-        self.sock.sendall(head.encode() + b"\r\n" + data)
-        return t
-
-    def read(self, t_sent: float) -> RawResponse:
-        line = self.f.readline()
-        if not line:
-            return RawResponse(0, {}, t_sent, time.monotonic(), eof=True)
-        status = int(line.split()[1])
-        headers: dict[str, str] = {}
-        while (h := self.f.readline()) not in (b"\r\n", b""):
-            k, _, v = h.decode().partition(":")
-            headers[k.strip().lower()] = v.strip()
-        r = RawResponse(status, headers, t_sent, time.monotonic())
-        if "content-length" in headers:
-            n = int(headers["content-length"])
-            data = self.f.read(n)
-            r.chunks.append((time.monotonic(), data))
-            r.complete = len(data) == n
-            return r
-        chunked = headers.get("transfer-encoding") == "chunked"
-        while True:
-            if not chunked:
-                data = self.f.read1(65536)
-                if not data:
-                    r.eof = True
-                    return r
-                r.chunks.append((time.monotonic(), data))
-                continue
-            size_line = self.f.readline()
-            if not size_line:
-                r.eof = True
-                return r
-            size = int(size_line.strip(), 16)
-            if size == 0:
-                assert self.f.readline() == b"\r\n"
-                r.complete = True
-                return r
-            data = self.f.read(size)
-            t = time.monotonic()
-            if len(data) < size or self.f.read(2) != b"\r\n":
-                r.eof = True
-                r.chunks.append((t, data))
-                return r
-            r.chunks.append((t, data))
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: object = None,
-        headers: dict[str, str] | None = None,
-        version: str = "HTTP/1.1",
-    ) -> RawResponse:
-        return self.read(self.send(method, path, body, headers, version))
-
-    def at_eof(self) -> bool:
-        """True when the server has closed the connection (reads nothing more)."""
-        return self.f.read(1) == b""
-
-
-def chat(
-    content: str = "Hi", max_tokens: int = 8, stream: bool = True, usage: bool = True, **extra
-) -> dict:
-    body = {
-        "model": "burstgpt-sim",
-        "messages": [{"role": "user", "content": content}],
-        "max_tokens": max_tokens,
-        "ignore_eos": True,
-        "stream": stream,
-        **extra,
-    }
-    if stream and usage:
-        body["stream_options"] = {"include_usage": True}
-    return body
-
-
-def metric(base_url: str, name: str, labels: str = "") -> float:
-    with RawClient(base_url) as c:
-        page = c.request("GET", "/metrics").body.decode()
-    pat = re.compile(rf"^{re.escape(name)}\{{[^}}]*{re.escape(labels)}[^}}]*\}} (\S+)$", re.M)
-    m = pat.search(page)
-    assert m, f"{name} {labels} not in /metrics"
-    return float(m.group(1))
-
-
-def wait_until(cond, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
+from tests.sim_client import RawClient, chat, metric
+from tests.support import wait_until
 
 # ---- fixtures ----------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def sim():
-    handle = run_in_thread(profile="fast")
-    yield handle
-    handle.stop()
 
 
 # ---- tests -------------------------------------------------------------------------------------
 
 
-def test_streamed_chat_has_vllm_chunk_order_and_exact_usage(sim):
-    with RawClient(sim.base_url) as c:
+def test_streamed_chat_has_vllm_chunk_order_and_exact_usage(sim_fast_thread):
+    with RawClient(sim_fast_thread.base_url) as c:
         r = c.request("POST", "/v1/chat/completions", chat("Tell me a story", max_tokens=12))
     assert r.status == 200 and r.complete
     assert r.headers["content-type"].startswith("text/event-stream")
@@ -226,15 +51,15 @@ def test_streamed_chat_has_vllm_chunk_order_and_exact_usage(sim):
     assert simpletok.count("".join(pieces)) == 12
 
 
-def test_stream_without_include_usage_has_no_usage_chunk(sim):
-    with RawClient(sim.base_url) as c:
+def test_stream_without_include_usage_has_no_usage_chunk(sim_fast_thread):
+    with RawClient(sim_fast_thread.base_url) as c:
         r = c.request("POST", "/v1/chat/completions", chat(max_tokens=3, usage=False))
     objs = r.json_events()
     assert len(objs) == 5 and all("usage" not in o for o in objs)
 
 
-def test_non_streaming_chat_returns_the_same_text_and_usage(sim):
-    with RawClient(sim.base_url) as c:
+def test_non_streaming_chat_returns_the_same_text_and_usage(sim_fast_thread):
+    with RawClient(sim_fast_thread.base_url) as c:
         a = c.request("POST", "/v1/chat/completions", chat("same prompt", 10, stream=False)).json()
         b = c.request("POST", "/v1/chat/completions", chat("same prompt", 10)).json_events()
     assert a["object"] == "chat.completion"
@@ -244,9 +69,9 @@ def test_non_streaming_chat_returns_the_same_text_and_usage(sim):
     assert "".join(o["choices"][0]["delta"].get("content", "") for o in b if o["choices"]) == text
 
 
-def test_completions_endpoint_counts_the_prompt_without_template(sim):
+def test_completions_endpoint_counts_the_prompt_without_template(sim_fast_thread):
     prompt = "Once upon a time, there were 3 bears."
-    with RawClient(sim.base_url) as c:
+    with RawClient(sim_fast_thread.base_url) as c:
         r = c.request(
             "POST",
             "/v1/completions",
@@ -272,12 +97,12 @@ def test_completions_endpoint_counts_the_prompt_without_template(sim):
     )
 
 
-def test_multi_turn_history_counts_exactly_and_hits_the_prefix_cache(sim):
+def test_multi_turn_history_counts_exactly_and_hits_the_prefix_cache(sim_fast_thread):
     msgs = [
         {"role": "system", "content": "You are terse."},
         {"role": "user", "content": "Explain continuous batching in detail please " * 20},
     ]
-    with RawClient(sim.base_url) as c:
+    with RawClient(sim_fast_thread.base_url) as c:
         first = c.request(
             "POST", "/v1/chat/completions", chat(max_tokens=40, stream=False) | {"messages": msgs}
         ).json()
@@ -300,9 +125,9 @@ def test_multi_turn_history_counts_exactly_and_hits_the_prefix_cache(sim):
     assert usage["prompt_tokens_details"]["cached_tokens"] > first["usage"]["prompt_tokens"]
 
 
-def test_tokenize_prompt_and_messages_follow_vllm_shape(sim):
+def test_tokenize_prompt_and_messages_follow_vllm_shape(sim_fast_thread):
     msgs = [{"role": "user", "content": "Hello, world!"}]
-    with RawClient(sim.base_url) as c:
+    with RawClient(sim_fast_thread.base_url) as c:
         p = c.request("POST", "/tokenize", {"prompt": "Hello, world!"}).json()
         m = c.request("POST", "/tokenize", {"messages": msgs, "add_generation_prompt": True}).json()
         n = c.request(
@@ -332,8 +157,8 @@ def test_tokenize_prompt_and_messages_follow_vllm_shape(sim):
         ({"messages": [{"role": "user", "content": "hi"}], "stream": "yes"}, 400, "'stream'"),
     ],
 )
-def test_bad_requests_get_openai_style_errors(sim, body, status, needle):
-    with RawClient(sim.base_url) as c:
+def test_bad_requests_get_openai_style_errors(sim_fast_thread, body, status, needle):
+    with RawClient(sim_fast_thread.base_url) as c:
         r = c.request("POST", "/v1/chat/completions", body)
         assert r.status == status
         err = r.json()["error"]
@@ -344,15 +169,15 @@ def test_bad_requests_get_openai_style_errors(sim, body, status, needle):
         assert ok.status == 200 and ok.complete
 
 
-def test_unknown_path_and_wrong_method(sim):
-    with RawClient(sim.base_url) as c:
+def test_unknown_path_and_wrong_method(sim_fast_thread):
+    with RawClient(sim_fast_thread.base_url) as c:
         assert c.request("GET", "/v1/nothing").status == 404
         assert c.request("GET", "/v1/chat/completions").status == 405
         assert c.request("GET", "/health").status == 200
 
 
-def test_keep_alive_and_pipelined_requests_are_served_in_order(sim):
-    with RawClient(sim.base_url) as c:
+def test_keep_alive_and_pipelined_requests_are_served_in_order(sim_fast_thread):
+    with RawClient(sim_fast_thread.base_url) as c:
         t = c.send("POST", "/v1/chat/completions", chat("one", 3))
         c.send("POST", "/v1/chat/completions", chat("two", 4, stream=False))
         c.send("GET", "/health")
@@ -361,8 +186,8 @@ def test_keep_alive_and_pipelined_requests_are_served_in_order(sim):
     assert len(a.json_events()) == 6 and b.json()["usage"]["completion_tokens"] == 4
 
 
-def test_expect_100_continue_and_http10_streaming(sim):
-    with RawClient(sim.base_url) as c:
+def test_expect_100_continue_and_http10_streaming(sim_fast_thread):
+    with RawClient(sim_fast_thread.base_url) as c:
         body = json.dumps(chat(max_tokens=2)).encode()
         c.sock.sendall(
             b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
@@ -372,16 +197,16 @@ def test_expect_100_continue_and_http10_streaming(sim):
         assert c.f.readline() == b"\r\n"
         c.sock.sendall(body)
         assert c.read(time.monotonic()).complete
-    with RawClient(sim.base_url) as c:
+    with RawClient(sim_fast_thread.base_url) as c:
         r = c.request("POST", "/v1/chat/completions", chat(max_tokens=3), version="HTTP/1.0")
         assert r.eof and "transfer-encoding" not in r.headers
         assert len(r.json_events()) == 6
 
 
-def test_accepted_sockets_have_tcp_nodelay(sim):
-    with RawClient(sim.base_url) as c:
+def test_accepted_sockets_have_tcp_nodelay(sim_fast_thread):
+    with RawClient(sim_fast_thread.base_url) as c:
         assert c.request("GET", "/health").status == 200
-        conns = list(sim.server.connections)
+        conns = list(sim_fast_thread.server.connections)
         assert conns
         for conn in conns:
             sock = conn.transport.get_extra_info("socket")
@@ -561,8 +386,8 @@ def test_client_going_away_mid_stream_aborts_the_request():
         sim.stop()
 
 
-def test_garbage_request_line_gets_400_and_close(sim):
-    with RawClient(sim.base_url) as c:
+def test_garbage_request_line_gets_400_and_close(sim_fast_thread):
+    with RawClient(sim_fast_thread.base_url) as c:
         c.sock.sendall(b"HELLO\r\n\r\n")
         r = c.read(time.monotonic())
         assert r.status == 400 and "Malformed" in r.json()["error"]["message"]

@@ -6,16 +6,15 @@ import openai
 import pytest
 
 from locust_burstgpt import simpletok
-from locust_burstgpt.sim import run_in_thread
 
 
 @pytest.fixture(scope="module")
-def client():
-    sim = run_in_thread(profile="fast")
-    c = openai.OpenAI(base_url=sim.base_url + "/v1", api_key="unused", max_retries=0, timeout=30)
+def client(sim_fast_thread):
+    c = openai.OpenAI(
+        base_url=sim_fast_thread.base_url + "/v1", api_key="unused", max_retries=0, timeout=30
+    )
     yield c
     c.close()
-    sim.stop()
 
 
 def test_models_list(client):

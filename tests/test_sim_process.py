@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from locust_burstgpt.sim import SimulatorProcess
-from tests.test_sim_http import RawClient, chat, wait_until
+from tests.sim_client import RawClient, chat
+from tests.support import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,6 +14,7 @@ from locust_burstgpt.provision.params import ParamsError
 from locust_burstgpt.provision.presets import load_preset, paper_demo, preset_names
 from locust_burstgpt.provision.synth import HEADER, synthesize, write_trace
 from locust_burstgpt.trace import load_trace, prepare
+from tests.support import HEADER_3
 
 
 @pytest.fixture(scope="module")
@@ -36,14 +37,7 @@ def test_csv_is_the_exact_burstgpt3_schema(slice3_params, tmp_path):
     trace = synthesize(slice3_params, seed=3)
     out = written(trace, tmp_path)
     first = out.read_text().splitlines()[0]
-    assert (
-        first
-        == HEADER
-        == (
-            "Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,"
-            "Total tokens,Log Type"
-        )
-    )
+    assert first == HEADER == HEADER_3
     df = pd.read_csv(out, keep_default_na=False)
     assert list(df.columns) == HEADER.split(",")
     assert len(df) == trace.rows

@@ -7,9 +7,9 @@ import json
 import subprocess
 import sys
 
-from locust_burstgpt.sim import SimulatorProcess
 from tests.conftest import BURSTGPT_3_400
 from tests.plugin_runs import run_locust
+from tests.support import HEADER_3
 
 
 def _burstgpt(*args: str) -> subprocess.CompletedProcess:
@@ -21,7 +21,7 @@ def _burstgpt(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_fit_synth_then_replay_through_locust(tmp_path):
+def test_fit_synth_then_replay_through_locust(sim_fast, tmp_path):
     params = tmp_path / "params.json"
     trace = tmp_path / "synth.csv"
     assert _burstgpt("fit", str(BURSTGPT_3_400), "-o", str(params)).returncode == 0
@@ -42,22 +42,18 @@ def test_fit_synth_then_replay_through_locust(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     rows = trace.read_text().splitlines()
-    assert (
-        rows[0]
-        == "Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,Total tokens,Log Type"
-    )
+    assert rows[0] == HEADER_3
     assert len(rows) > 100
-    with SimulatorProcess(profile="fast") as sim:
-        run = run_locust(
-            tmp_path,
-            sim.base_url,
-            "--burstgpt-trace",
-            str(trace),
-            "--burstgpt-speedup",
-            "1000",
-            "--burstgpt-report",
-            str(tmp_path / "report"),
-        )
+    run = run_locust(
+        tmp_path,
+        sim_fast.base_url,
+        "--burstgpt-trace",
+        str(trace),
+        "--burstgpt-speedup",
+        "1000",
+        "--burstgpt-report",
+        str(tmp_path / "report"),
+    )
     assert run.returncode == 0, run.output[-3000:]
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     books = summary["reconciliation"]

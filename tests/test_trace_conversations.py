@@ -7,7 +7,7 @@ import pytest
 from locust_burstgpt.trace import Conversation, Turn, load_trace, prepare
 from locust_burstgpt.trace.service_model import COEFFICIENTS
 from tests.conftest import BURSTGPT_1_7DAYS, BURSTGPT_3_400
-from tests.test_trace_support import HEADER_8, brute_schedule, read_plain, row8, write_csv
+from tests.trace_support import HEADER_8, brute_schedule, read_plain, row8, write_csv
 
 
 def test_burstgpt3_slice_groups_into_sessions_and_single_api_rows():

@@ -8,7 +8,7 @@ import pytest
 from locust_burstgpt.trace import Curves, load_trace, prepare
 from locust_burstgpt.trace.curves import arrivals_per_second, max_in_progress
 from tests.conftest import BURSTGPT_3_400
-from tests.test_trace_support import (
+from tests.trace_support import (
     HEADER_8,
     brute_arrivals,
     brute_max_per_second,

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from locust_burstgpt.trace import TraceError, load_trace
-from tests.test_trace_support import HEADER_6, HEADER_8, row8, write_csv
+from tests.support import HEADER_1
+from tests.trace_support import HEADER_6, HEADER_8, row8, write_csv
 
 GOOD = [
     row8(10, "s1", 2, 5, 7),
@@ -99,7 +100,7 @@ def test_decreasing_timestamps(tmp_path):
 def test_wrong_number_of_fields(tmp_path):
     path = tmp_path / "t.csv"
     lines = [
-        "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type",
+        HEADER_1,
         "1,ChatGPT,1,2,3,API log",
         "2,ChatGPT,1,2,3,API log,extra",
         "3,ChatGPT,1,2,3,API log",

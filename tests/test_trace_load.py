@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from locust_burstgpt.trace import DEFAULT_TRACE, load_trace
 from tests.conftest import BURSTGPT_1_7DAYS, BURSTGPT_3_400
-from tests.test_trace_support import HEADER_8, read_plain, row8, write_csv
+from tests.trace_support import HEADER_8, read_plain, row8, write_csv
 
 
 def test_seven_day_slice_facts():

@@ -83,7 +83,7 @@ def test_scaling_is_deterministic_for_a_seed():
 
 
 def test_scaled_curves_agree_with_the_scaled_schedule():
-    from tests.test_trace_support import brute_arrivals, brute_max_per_second
+    from tests.trace_support import brute_arrivals, brute_max_per_second
 
     raw = load_trace(BURSTGPT_3_400)
     wl = prepare(raw, window="busiest:30m", rate_scale=2.5, speedup=2, seed=2)

@@ -9,7 +9,7 @@ import pytest
 from locust_burstgpt.trace import load_trace
 from locust_burstgpt.trace.service_model import COEFFICIENTS, estimate, fit, unknown_models
 from tests.conftest import BURSTGPT_3_400
-from tests.test_trace_support import read_plain
+from tests.trace_support import read_plain
 
 
 def test_stored_coefficients_are_the_least_squares_fit_of_the_bundled_burstgpt3_rows():

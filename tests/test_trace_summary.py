@@ -9,7 +9,7 @@ from scipy import stats
 from locust_burstgpt.trace import load_trace, prepare
 from locust_burstgpt.trace.summary import gamma_mle, interarrival_stats, summarize
 from tests.conftest import BURSTGPT_1_7DAYS, BURSTGPT_3_400
-from tests.test_trace_support import read_plain
+from tests.trace_support import read_plain
 
 
 @pytest.mark.parametrize("shape,scale", [(0.3, 50.0), (1.0, 2.0), (4.0, 0.5)])

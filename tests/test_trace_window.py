@@ -13,7 +13,7 @@ from locust_burstgpt.trace import (
     prepare,
 )
 from tests.conftest import BURSTGPT_1_7DAYS, BURSTGPT_3_400
-from tests.test_trace_support import (
+from tests.trace_support import (
     HEADER_8,
     brute_max_per_second,
     brute_schedule,

@@ -18,19 +18,9 @@ from locust_burstgpt.sim import SimulatorProcess
 from tests.plugin_runs import INSTRUMENTED, ROOT
 from tests.servers.browser import launch_chromium
 from tests.servers.managed import free_port
+from tests.support import wait_until
 
 pytestmark = pytest.mark.browser
-
-
-def _wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2).read()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer")
 
 
 def _stats(url: str) -> dict:
@@ -63,7 +53,12 @@ def web_locust(tmp_path):
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            _wait_http(url + "/")
+            wait_until(
+                lambda: urllib.request.urlopen(url + "/", timeout=2).read(),
+                30,
+                f"{url}/ to answer",
+                ignore=(OSError,),
+            )
             yield url, tmp_path, proc
         finally:
             # SIGTERM: Locust quits cleanly and the test locustfile writes its dump. (A SIGINT is seen

@@ -6,12 +6,12 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from tests.plugin_runs import INSTRUMENTED, ROOT
+from tests.support import wait_until
 
 
 def free_port() -> int:
@@ -76,20 +76,22 @@ class WebRun:
             return e.code, e.read().decode("utf-8", "replace")
 
     def wait_until(self, predicate, timeout: float, what: str) -> None:
-        """Poll ``predicate()`` (page reads may fail while the UI starts) until true, or fail."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """Poll ``predicate()`` (page reads may fail while the UI starts) until true, or fail,
+        at once if Locust exited first."""
+
+        def ready() -> bool:
             if self.proc.poll() is not None:
                 raise AssertionError(
                     f"locust exited ({self.proc.returncode}) before {what}:\n{self.output()[-3000:]}"
                 )
-            try:
-                if predicate():
-                    return
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"timed out waiting for {what}:\n{self.output()[-3000:]}")
+            return bool(predicate())
+
+        try:
+            wait_until(ready, timeout, what, interval=0.2, ignore=(OSError, ValueError))
+        except AssertionError as e:
+            if "timed out" not in str(e):
+                raise
+            raise AssertionError(f"{e}:\n{self.output()[-3000:]}") from None
 
     def wait(self, timeout: float = 120) -> int:
         try:

@@ -1,6 +1,6 @@
 """A raw-socket HTTP/SSE server whose every response misbehaves exactly as the request asks.
 
-Used by the client tests (imported from them); it runs on gevent in the test process, bound to
+Used by the client tests; it runs on gevent in the test process, bound to
 127.0.0.1, and writes bytes by hand so each fault is precise: the request body's ``scenario``
 field picks the behaviour, ``n`` the number of content tokens, ``itl`` the gap between them.
 Every chunk carries ``srv_t`` (the server's ``perf_counter`` at the write), so tests can
@@ -262,26 +262,6 @@ class ScriptedServer:
         raise ValueError(f"unknown scenario {scenario!r}")
 
 
-def test_scripted_server_speaks_http_and_sse() -> None:
-    """The helper itself: an ok scenario is a well-formed chunked SSE response."""
-    with ScriptedServer() as srv:
-        s = gevent.socket.create_connection(("127.0.0.1", srv.server.server_port))
-        body = json.dumps({"n": 2}).encode()
-        s.sendall(
-            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
-            % len(body)
-            + body
-        )
-        data = b""
-        with gevent.Timeout(5):
-            while not data.endswith(b"0\r\n\r\n"):
-                data += s.recv(65536)
-        s.close()
-    assert data.startswith(b"HTTP/1.1 200 OK")
-    assert data.count(b"data: ") == 6  # role, 2 tokens, finish, usage, [DONE]
-    assert b"data: [DONE]" in data
-
-
 class ScriptedServerProcess:
     """The same server in a child process (for clients that block the calling thread).
 
@@ -299,10 +279,7 @@ class ScriptedServerProcess:
         from pathlib import Path
 
         root = Path(__file__).resolve().parent.parent
-        code = (
-            "import sys; from tests.test_client_scripted_server import _serve; "
-            f"_serve({self.limit_s!r})"
-        )
+        code = f"import sys; from tests.servers.scripted import _serve; _serve({self.limit_s!r})"
         self.proc = subprocess.Popen(
             [sys.executable, "-c", code],
             cwd=root,

@@ -7,17 +7,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-HEADER_6 = ["Timestamp", "Model", "Request tokens", "Response tokens", "Total tokens", "Log Type"]
-HEADER_8 = [
-    "Timestamp",
-    "Session ID",
-    "Elapsed time",
-    "Model",
-    "Request tokens",
-    "Response tokens",
-    "Total tokens",
-    "Log Type",
-]
+from tests.support import HEADER_1, HEADER_3
+
+HEADER_6 = HEADER_1.split(",")
+HEADER_8 = HEADER_3.split(",")
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:

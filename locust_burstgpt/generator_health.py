@@ -27,6 +27,8 @@ from typing import Any
 
 import gevent
 
+from locust_burstgpt.replay.results import TurnResult
+
 LATE_S = 0.1
 LATE_SHARE = 0.5
 BLOCKED_SHARE = 0.3
@@ -195,8 +197,9 @@ class ScheduleHealth:
         self._late_seconds: set[int] = set()
         self._blocked_seconds: set[int] = set()
 
-    def add(self, entry: dict[str, Any]) -> None:
-        lateness, due = entry.get("lateness"), entry.get("scheduled_offset_s")
+    def add(self, result: TurnResult) -> None:
+        """Count one request's lateness in the second it was due."""
+        lateness, due = result.lateness, result.scheduled_offset_s
         if lateness is None or due is None:
             return
         s = int(math.floor(due))

@@ -49,3 +49,20 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(interval)
+
+
+def result_of(line: dict):  # noqa: ANN201 - replay.TurnResult
+    """A ``TurnResult`` from the few fields a test cares about (wall-clock times, as in
+    ``requests.jsonl``): ``sent_at``, ``lateness``, ``ttft``, ``last_byte_at``, ``outcome``,
+    ``completion_tokens``, ``scheduled_offset_s``."""
+    from locust_burstgpt.replay import TurnResult
+
+    d = {"request_id": "r", "conversation": "c", "class": "ChatGPT API", **line}
+    sent = d.get("sent_at")
+    if sent is not None:
+        if d.get("lateness") is not None:
+            d.setdefault("scheduled_at", sent - d["lateness"])
+        if d.get("ttft") is not None:
+            d.setdefault("first_token_at", sent + d["ttft"])
+    d.setdefault("outcome", "ok" if sent is not None else "not_sent")
+    return TurnResult.from_json(d)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from locust_burstgpt.ledger import Ledger
+import pytest
+
+from locust_burstgpt.replay import Ledger
 
 
 def test_ledger_round_trip_and_sum_keep_sends_per_class() -> None:
@@ -24,3 +26,12 @@ def test_ledger_round_trip_and_sum_keep_sends_per_class() -> None:
     assert total.sent_by_class == Counter({"ChatGPT conversation": 2, "GPT-4 API": 2})
     assert sum(total.sent_by_class.values()) == total.sent and total.balances()
     assert Ledger.from_dict({"scheduled": 1}).sent_by_class == Counter()  # an older worker's books
+
+
+def test_not_sent_reasons_are_checked() -> None:
+    led = Ledger(scheduled=3)
+    led.count_not_sent("prompt_failed")
+    led.count_not_sent("window_ended", 2)
+    assert led.not_sent == Counter(prompt_failed=1, window_ended=2) and led.balances()
+    with pytest.raises(ValueError, match="unknown not-sent reason 'windowended'"):
+        led.count_not_sent("windowended")

@@ -97,3 +97,27 @@ def test_readme_options_table_matches_the_code():
     assert format_markdown_table() in readme, (
         "README's options table is stale: paste `burstgpt options --markdown`"
     )
+
+
+def test_every_setting_comes_from_one_option():
+    """The settings are derived from the option table: one option per field, no field without one."""
+    from dataclasses import fields
+
+    from locust_burstgpt.settings import ReplaySettings
+
+    derived = {"slo_spec"}  # computed from --burstgpt-slo
+    assert sorted(o.field for o in OPTIONS) == sorted(
+        f.name for f in fields(ReplaySettings) if f.name not in derived
+    )
+
+
+def test_a_secret_sent_back_masked_by_the_web_form_keeps_its_value(monkeypatch):
+    from locust_burstgpt.settings import SECRET_PLACEHOLDER
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    secrets: dict[str, str] = {}
+    first = settings_from_options(_opts(burstgpt_api_key="sk-one"), secrets)
+    again = settings_from_options(_opts(burstgpt_api_key=SECRET_PLACEHOLDER), secrets)
+    assert first.api_key == again.api_key == "sk-one"
+    other: dict[str, str] = {}  # another environment keeps its own
+    assert settings_from_options(_opts(burstgpt_api_key=SECRET_PLACEHOLDER), other).api_key is None

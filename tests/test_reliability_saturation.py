@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from locust_burstgpt.generator_health import ScheduleHealth
-from tests.support import write_trace
+from tests.support import result_of, write_trace
 from tests.web_runs import WebRun
 
 CPU_BOUND = Path(__file__).parent / "locustfiles" / "cpu_bound.py"
@@ -47,7 +47,7 @@ def test_cpu_bound_generator_is_reported_and_fails_the_trust_check(sim_fast, tmp
 
         run.wait_until(ui_says_untrustworthy, 60, "the web UI to report the saturated generator")
         assert "saturated" in status["timeline"]
-        assert any("saturated" in p for p in status["summary"]["trust_problems"])
+        assert any("saturated" in p for p in status["summary"]["verdict"]["trust_problems"])
         rc = run.wait()
     finally:
         run.stop()
@@ -72,11 +72,21 @@ def test_health_needs_sustained_trouble():
     """One slow second (a GC pause, a 10 MB event) is not saturation; three in a row are."""
     h = ScheduleHealth("trace")
     for s in range(10):
-        h.add({"scheduled_offset_s": s + 0.5, "lateness": 0.5 if s in (2, 5, 6) else 0.001})
+        h.add(
+            result_of(
+                {
+                    "sent_at": 0.0,
+                    "scheduled_offset_s": s + 0.5,
+                    "lateness": 0.5 if s in (2, 5, 6) else 0.001,
+                }
+            )
+        )
     h.note_lags([[2, 0.9], [5, 0.8], [6, 0.7]])
     assert h.problems() == []
-    h.add({"scheduled_offset_s": 7.2, "lateness": 0.4})
-    h.add({"scheduled_offset_s": 7.7, "lateness": 0.3})  # second 7: 2 of 3 late
+    h.add(result_of({"sent_at": 0.0, "scheduled_offset_s": 7.2, "lateness": 0.4}))
+    h.add(
+        result_of({"sent_at": 0.0, "scheduled_offset_s": 7.7, "lateness": 0.3})
+    )  # second 7: 2 of 3 late
     h.note_lags([[7, 0.5]])
     problems = h.problems()
     assert len(problems) == 2 and "seconds 5-7 (3 s)" in problems[0] and "saturated" in problems[0]
@@ -84,12 +94,12 @@ def test_health_needs_sustained_trouble():
     # late without a blocked loop points at users/connections, not the CPU
     h2 = ScheduleHealth("trace")
     for s in range(4):
-        h2.add({"scheduled_offset_s": s, "lateness": 0.3})
+        h2.add(result_of({"sent_at": 0.0, "scheduled_offset_s": s, "lateness": 0.3}))
     assert len(h2.problems()) == 1 and "--burstgpt-headroom" in h2.problems()[0]
     # saturate mode releases every conversation at once: lateness there is no schedule slip
     h3 = ScheduleHealth("saturate")
     for s in range(4):
-        h3.add({"scheduled_offset_s": s, "lateness": 3.0})
+        h3.add(result_of({"sent_at": 0.0, "scheduled_offset_s": s, "lateness": 3.0}))
     assert h3.problems() == []
 
 

@@ -82,7 +82,12 @@ def test_api_key_never_leaves_the_request(sim_fast, tmp_path):
     for path, (status, body) in pages.items():
         assert status == 200, (path, status)
         assert KEY not in body, f"API key on web UI page {path}"
-    assert json.loads(pages["/burstgpt/summary.json"][1])["settings"]["api_key_set"] is True
+    live = json.loads(pages["/burstgpt/summary.json"][1])
+    assert live["settings"]["api_key_set"] is True
+    # the web UI serves the report's own summary document, the same keys and books
+    final = json.loads((report / "summary.json").read_text())
+    assert live.keys() == final.keys() and live["finished"] is final["finished"] is True
+    assert live["reconciliation"] == final["reconciliation"]
     output = run.output()
     assert KEY not in output and "Traceback" not in output
     files = _files_without_key(report)

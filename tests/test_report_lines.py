@@ -9,9 +9,8 @@ from decimal import Decimal
 
 import numpy as np
 
-from locust_burstgpt.report.entries import chunk_offsets_ms
+from locust_burstgpt.replay.results import TurnResult, chunk_offsets_ms
 from locust_burstgpt.report.requests_log import RequestsLog, encode_line
-from locust_burstgpt.report.run_report import entry_to_record
 
 
 def test_lines_read_back_with_the_standard_json_module(tmp_path):
@@ -62,9 +61,9 @@ def test_chunk_offsets_round_trip_to_a_hundredth_of_a_millisecond():
         <= 0.005 + 1e-9
     )
     assert all(round(a, 2) == a for a in offsets)
-    record = entry_to_record(
+    record = TurnResult.from_json(
         {"request_id": "r", "sent_at": sent, "chunk_ms": offsets, "outcome": "ok"}
-    )
+    ).record
     assert len(record.chunk_times) == 300
     assert max(abs(a - b) for a, b in zip(record.chunk_times, times, strict=True)) <= 0.5e-5 + 1e-9
     assert chunk_offsets_ms(array("d"), sent) == [] and chunk_offsets_ms(times, None) == []

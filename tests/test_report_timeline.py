@@ -10,21 +10,26 @@ import pytest
 
 from locust_burstgpt.report import timeline as tl
 from locust_burstgpt.report.timeline import HORIZON_S, Timeline, _Tail
+from tests.support import result_of
 
 EPOCH = 1_000_000.0
 
 
 def _entry(rng: random.Random, sent: float, e2e: float, outcome: str = "ok") -> dict:
-    return {
+    ttft = rng.uniform(0.0, e2e)
+    e = {
         "scheduled_offset_s": sent - 0.001,
         "sent_at": EPOCH + sent,
         "last_byte_at": EPOCH + sent + e2e,
         "outcome": outcome,
         "lateness": rng.expovariate(1 / 0.002),
-        "ttft": rng.uniform(0.05, 2.0),
-        "tpot": rng.uniform(0.01, 0.1),
+        "ttft": ttft,
         "completion_tokens": rng.randint(1, 500),
     }
+    # the values as the timeline will see them (derived from the instants, in wall-clock floats)
+    result = e["result"] = result_of(e)
+    e.update(ttft=result.record.ttft, tpot=result.record.tpot, lateness=result.record.lateness)
+    return e
 
 
 def _expected(entries: list[dict], second: int) -> dict:
@@ -40,8 +45,8 @@ def _expected(entries: list[dict], second: int) -> dict:
     return {
         "ttft_p50_s": pct([e["ttft"] for e in ended], 50),
         "ttft_p99_s": pct([e["ttft"] for e in ended], 99),
-        "tpot_p50_s": pct([e["tpot"] for e in ended], 50),
-        "tpot_p99_s": pct([e["tpot"] for e in ended], 99),
+        "tpot_p50_s": pct([e["tpot"] for e in ended if e["tpot"] is not None], 50),
+        "tpot_p99_s": pct([e["tpot"] for e in ended if e["tpot"] is not None], 99),
         "lateness_p99_s": pct([e["lateness"] for e in sent], 99),
         "sent": len(sent),
     }
@@ -52,7 +57,7 @@ def _run(entries: list[dict]) -> Timeline:
     for e in sorted(
         entries, key=lambda e: e["last_byte_at"]
     ):  # entries reach the report as requests end
-        t.add(e)
+        t.add(e["result"])
     return t
 
 
@@ -82,7 +87,7 @@ def test_what_it_keeps_grows_with_seconds_not_with_requests():
         t = Timeline(EPOCH)
         for i in range(600 * rate):  # ten minutes
             sent = i / rate
-            t.add(_entry(rng, sent, rng.uniform(0.1, 3)))
+            t.add(_entry(rng, sent, rng.uniform(0.1, 3))["result"])
         seconds = list(t._s.values())
         lists = sum(len(s.ttft) + len(s.tpot) for s in seconds)
         tails = sum(
@@ -111,10 +116,10 @@ def test_tail_gives_the_exact_p99_as_values_keep_arriving():
 def test_a_ttft_arriving_after_its_second_was_final_is_counted_as_stale():
     rng = random.Random(3)
     t = Timeline(EPOCH)
-    t.add(_entry(rng, 1.0, 0.5))
-    t.add(_entry(rng, HORIZON_S + 10.0, 0.5))  # second 1 is now final
+    t.add(_entry(rng, 1.0, 0.5)["result"])
+    t.add(_entry(rng, HORIZON_S + 10.0, 0.5)["result"])  # second 1 is now final
     late = _entry(rng, 1.2, 0.3)  # ended in second 1, reached the report too late
-    t.add(late)
+    t.add(late["result"])
     assert t.stale_values == 2  # its TTFT and its TPOT
     row = t.rows()[1]
     assert row["completed"] == 2 and row["sent"] == 2  # counts still exact

@@ -147,7 +147,7 @@ def test_a_server_without_metrics_is_marked_unavailable():
 # Importing Locust monkey-patches the interpreter (gevent), so the sampler runs in a child process.
 SAMPLER_SCRIPT = """
 from types import SimpleNamespace
-from locust_burstgpt.plugin import reporting
+from locust_burstgpt.plugin import _feed
 from locust_burstgpt.report.run_report import RunReport
 
 class StubScraper:  # hands out counter deltas, as ServerMetricsScraper.scrape does
@@ -156,10 +156,11 @@ class StubScraper:  # hands out counter deltas, as ServerMetricsScraper.scrape d
         return self.results.pop(0)
 
 report = RunReport(1000.0, None, {})
-sampler = reporting.SecondSampler(SimpleNamespace(runner=None), report, SimpleNamespace(ticks=[], health=None), StubScraper())
+role = SimpleNamespace(report=report, ticks=[], health=None, environment=SimpleNamespace(runner=None))
+sampler = _feed.SecondSampler(role, StubScraper())
 sampler.stop()
 for now in (1005.02, 1005.40):  # the loop's last scrape, then finish_run's
-    reporting.time.time = lambda now=now: now
+    _feed.time.time = lambda now=now: now
     sampler.sample()
 print(sum(r.get("server_generation_tokens") or 0 for r in report.timeline.rows()))
 """

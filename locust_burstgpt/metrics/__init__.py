@@ -1,9 +1,11 @@
-"""Exact LLM metrics: bounded, mergeable percentile histograms and per-class aggregation.
+"""Exact LLM metrics: bounded percentile histograms and per-class aggregation.
+
+In a distributed run workers ship each finished request to the master (``replay.results``), which
+records them all into one store.
 
     store = MetricsStore(PerRequestSLO(ttft_s=2.0, tpot_s=0.08))
     store.record("GPT-4 conversation", record, recorded_elapsed_s=43)
     store.summary()["All"]["ttft"]["p99"]          # seconds, correct to 0.1 ms
-    master.merge(worker_store.to_dict())           # msgpack-safe plain dicts
 
 Nothing here imports Locust.
 """

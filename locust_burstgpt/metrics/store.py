@@ -1,4 +1,4 @@
-"""LLM metrics per request class (e.g. "GPT-4 conversation"), mergeable across processes.
+"""LLM metrics per request class (e.g. "GPT-4 conversation").
 
 Definitions (vLLM's benchmark, so numbers compare), all from one ``RequestRecord``:
 
@@ -17,7 +17,6 @@ Definitions (vLLM's benchmark, so numbers compare), all from one ``RequestRecord
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,10 +116,10 @@ class ClassMetrics:
         self._fidelity(r)
 
     def _fidelity(self, r: RequestRecord) -> None:
-        c, extra = self.counters, r.extra or {}
-        target_p = _first(r.target_prompt_tokens, extra.get("prompt_target"))
-        expected_p = _first(r.expected_prompt_tokens, extra.get("expected_prompt_tokens"))
-        target_c = _first(r.target_completion_tokens, extra.get("output_target"))
+        c = self.counters
+        target_p = r.target_prompt_tokens
+        expected_p = r.expected_prompt_tokens
+        target_c = r.target_completion_tokens
         if r.prompt_tokens is not None:
             if target_p is not None:
                 c["prompt_checked"] += 1
@@ -192,46 +191,13 @@ class ClassMetrics:
         }
         return out
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "hist": {m: h.to_dict() for m, h in self.hist.items()},
-            "outcomes": dict(self.outcomes),
-            "counters": dict(self.counters),
-            "floats": dict(self.floats),
-            "first_sent_wall": self.first_sent_wall
-            if math.isfinite(self.first_sent_wall)
-            else None,
-            "last_byte_wall": self.last_byte_wall if math.isfinite(self.last_byte_wall) else None,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ClassMetrics:
-        cm = cls()
-        for m, hd in d["hist"].items():
-            if m in cm.hist:
-                cm.hist[m] = ExactHistogram.from_dict(hd)
-        cm.outcomes = {str(k): int(v) for k, v in d["outcomes"].items()}
-        for k, v in d["counters"].items():
-            cm.counters[str(k)] = int(v)
-        for k, v in d.get("floats", {}).items():
-            cm.floats[str(k)] = float(v)
-        if d.get("first_sent_wall") is not None:
-            cm.first_sent_wall = float(d["first_sent_wall"])
-        if d.get("last_byte_wall") is not None:
-            cm.last_byte_wall = float(d["last_byte_wall"])
-        return cm
-
 
 class MetricsStore:
-    """Per-class metrics of one process (or, after merging, of a whole distributed run)."""
+    """Per-class metrics of a run (on the master of a distributed run: every worker's requests)."""
 
     def __init__(self, slo: PerRequestSLO | None = None) -> None:
         self.slo = slo
         self.classes: dict[str, ClassMetrics] = {}
-
-    def set_slo(self, slo: PerRequestSLO | None) -> None:
-        """Thresholds for goodput; applies to requests recorded from now on."""
-        self.slo = slo
 
     def record(
         self, label: str, record: RequestRecord, recorded_elapsed_s: float | None = None
@@ -241,29 +207,6 @@ class MetricsStore:
         if cm is None:
             cm = self.classes[label] = ClassMetrics()
         cm.add(record, recorded_elapsed_s, self.slo)
-
-    def merge(self, other: MetricsStore | Mapping[str, Any]) -> MetricsStore:
-        """Add another store (or its ``to_dict()``, e.g. a worker's report); returns self."""
-        if not isinstance(other, MetricsStore):
-            other = MetricsStore.from_dict(other)
-        if self.slo is None:
-            self.slo = other.slo
-        for label, cm in other.classes.items():
-            mine = self.classes.get(label)
-            if mine is None:
-                mine = self.classes[label] = ClassMetrics()
-            mine.merge(cm)
-        return self
-
-    @classmethod
-    def merged(
-        cls, parts: Iterable[MetricsStore | Mapping[str, Any]], slo: PerRequestSLO | None = None
-    ) -> MetricsStore:
-        """One store from several (e.g. the latest report of every worker)."""
-        store = cls(slo)
-        for p in parts:
-            store.merge(p)
-        return store
 
     def total(self) -> ClassMetrics:
         """All classes together."""
@@ -282,34 +225,6 @@ class MetricsStore:
         }
         out[ALL] = self.total().summary(self.slo, duration_s, percentiles)
         return out
-
-    snapshot = summary
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (msgpack/JSON-safe) of everything needed to merge elsewhere."""
-        return {
-            "version": 1,
-            "slo": self.slo.to_dict() if self.slo is not None else None,
-            "classes": {label: cm.to_dict() for label, cm in self.classes.items()},
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> MetricsStore:
-        try:
-            slo = PerRequestSLO(**d["slo"]) if d.get("slo") else None
-            store = cls(slo)
-            for label, cmd in d["classes"].items():
-                store.classes[str(label)] = ClassMetrics.from_dict(cmd)
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"not a serialized MetricsStore: {type(e).__name__}: {e}") from None
-        return store
-
-
-def _first(*values: Any) -> int | None:
-    for v in values:
-        if v is not None:
-            return int(v)
-    return None
 
 
 def _ratio(a: float, b: float) -> float | None:

@@ -2,7 +2,8 @@
 
 A user takes the next conversation the process's dispatcher released and holds it from its first
 turn's submission to its last turn's completion, as the concurrency curve counts it. The HTTP work
-runs in a greenlet the plugin owns (see ``replay.py``), so removing users never loses a request.
+runs in a greenlet the dispatcher owns (see ``replay.dispatcher``), so removing users never loses a
+request.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from locust import User, constant, task
 from locust.exception import StopUser
 
-from locust_burstgpt.plugin import controller
+from locust_burstgpt.plugin._state import state_of
 
 
 class BurstGPTUser(User):
@@ -18,7 +19,8 @@ class BurstGPTUser(User):
 
     Customising: set ``extra_headers`` (sent with every request) or override the classmethod
     ``prepare_request(body)`` to change each JSON body before it is sent (e.g. add sampling fields).
-    The first active subclass's settings apply to the whole process.
+    The first active subclass's settings apply to the whole process. Every request's result is
+    also an event: ``events.burstgpt_request`` (see ``locust_burstgpt.plugin``).
     """
 
     abstract = True
@@ -39,22 +41,23 @@ class BurstGPTUser(User):
 
     @task
     def replay_conversation(self) -> None:
-        runtime = controller.get().runtime
-        if runtime is None:
-            # the runtime is built in test_start; a user spawned without one has nothing to replay
-            ready = controller.get().runtime_ready
-            if not ready.wait(timeout=5):
+        role = state_of(self.environment).sending
+        if role is None:
+            raise StopUser()
+        if role.replay is None:
+            # the replay is built in test_start; a user spawned before it has nothing to replay yet
+            if not role.replay_ready.wait(timeout=5):
                 return
-            runtime = controller.get().runtime
-            if runtime is None:
+            if role.replay is None:
                 raise StopUser()
+        dispatcher = role.replay.dispatcher
         # blocks without a timeout: a pool sized for a slow trace can hold hundreds of idle users,
         # and waking each of them every second only to wait again costs CPU the replay needs
         self._idle = True
         try:
-            state = runtime.engine.take()
+            state = dispatcher.take()
         finally:
             self._idle = False
         if state is None:
             return
-        runtime.engine.run_for_user(state)
+        dispatcher.run_for_user(state)

@@ -16,7 +16,8 @@ from typing import Any
 
 from flask import Response, request, send_file
 
-from locust_burstgpt.plugin import controller
+from locust_burstgpt.plugin._finish import live_summary
+from locust_burstgpt.plugin._state import state_of
 
 log = logging.getLogger("locust_burstgpt")
 
@@ -48,15 +49,14 @@ def _ms(v: float | None) -> str:
     return "" if v is None else f"{v * 1000:.1f}"
 
 
-def tab_rows() -> list[dict[str, Any]]:
+def tab_rows(role: Any) -> list[dict[str, Any]]:
     """One row per trace class plus "All", each with its books (scheduled, sent, in flight, not sent)."""
-    ctl = controller.get()
-    report = ctl.report
+    report = role.report
     if report is None:
         return []
     duration = max(1e-9, time.time() - report.epoch_wall)
     summary = report.metrics.summary(duration_s=duration)
-    books = live_books()
+    books = role.live_books()
     per_class = books["by_class"]
     rows = []
     for label, s in summary.items():
@@ -89,67 +89,6 @@ def tab_rows() -> list[dict[str, Any]]:
     return rows
 
 
-def live_books() -> dict[str, Any]:
-    """Scheduled / sent / in flight / not sent, now (the final books once the run has ended)."""
-    ctl = controller.get()
-    if ctl.last_ledger is not None and ctl.finished:
-        led = ctl.last_ledger
-    else:
-        from locust_burstgpt.plugin.finish import live_ledger
-
-        led = live_ledger(ctl)
-    return {
-        "scheduled": led.scheduled,
-        "sent": led.sent,
-        "in_flight": led.in_flight,
-        "not_sent": sum(led.not_sent.values()),
-        "outcomes": dict(led.outcomes),
-        "not_sent_reasons": dict(led.not_sent),
-        "balances": led.balances(),
-        "by_class": class_books(ctl, led),
-    }
-
-
-def class_books(ctl: Any, led: Any) -> dict[str, dict[str, int]]:
-    """The same books per trace class: scheduled from the workload, sent from the processes'
-    counters, ended and not sent from the report's entries (in flight = sent - ended)."""
-    from locust_burstgpt.plugin.replay import class_label
-
-    report = ctl.report
-    scheduled: dict[str, int] = {}
-    if ctl.workload is not None:
-        for (model, log_type), n in ctl.workload.class_turns().items():
-            label = class_label(model, log_type)
-            scheduled[label] = scheduled.get(label, 0) + n
-    done = (
-        {label: cm.counters["requests"] for label, cm in report.metrics.classes.items()}
-        if report
-        else {}
-    )
-    not_sent = report.not_sent_by_class if report is not None else {}
-    labels = set(scheduled) | set(led.sent_by_class) | set(not_sent)
-    return {
-        label: {
-            "scheduled": scheduled.get(label, 0),
-            "sent": led.sent_by_class.get(label, 0),
-            "in_flight": max(0, led.sent_by_class.get(label, 0) - done.get(label, 0)),
-            "not_sent": not_sent.get(label, 0),
-        }
-        for label in sorted(labels)
-    }
-
-
-def live_problems() -> list[str]:
-    """Why the run cannot be trusted, as known now (the final verdict's list once it has ended)."""
-    ctl = controller.get()
-    if ctl.last_verdict is not None:
-        return list(ctl.last_verdict.trust_problems)
-    problems = ctl.health.problems() if ctl.health is not None else []
-    if ctl.lost_workers and not (ctl.settings and ctl.settings.reassign_lost):
-        problems.append(f"worker(s) lost: {', '.join(sorted(ctl.lost_workers))}")
-    return problems
-
-
 def _hide_secrets(web_ui: Any) -> None:
     """Locust writes every extra option's value into the page, secrets included (it only masks the
     input): replace set secrets by a placeholder, which the settings map back to the real value."""
@@ -174,6 +113,7 @@ def install(environment: Any) -> None:
     web_ui = environment.web_ui
     if web_ui is None:
         return
+    state = state_of(environment)
     _hide_secrets(web_ui)
     web_ui.template_args.update(
         {
@@ -192,13 +132,22 @@ def install(environment: Any) -> None:
     app = web_ui.app
     auth = web_ui.auth_required_if_enabled
 
+    def reporting() -> Any:
+        """The reporting role with a run started, or None."""
+        role = state.reporting
+        return role if role is not None and role.report is not None else None
+
+    def _rows() -> list[dict[str, Any]]:
+        role = reporting()
+        return tab_rows(role) if role is not None else []
+
     @app.after_request
     def _extend_stats(resp: Response) -> Response:
         if request.path != "/stats/requests" or resp.status_code != 200:
             return resp
         try:
             data = resp.get_json()
-            data["extended_stats"] = [{"key": TAB_KEY, "data": tab_rows()}]
+            data["extended_stats"] = [{"key": TAB_KEY, "data": _rows()}]
             resp.set_data(json.dumps(data))
         except Exception:  # noqa: BLE001 - never break Locust's own stats endpoint
             log.exception("could not add LLM stats")
@@ -221,39 +170,28 @@ def install(environment: Any) -> None:
     @app.route("/burstgpt/timeline.json")
     @auth
     def burstgpt_timeline() -> Response:
-        ctl = controller.get()
-        report = ctl.report
-        rows = report.timeline.rows() if report is not None else []
-        if report is None:
-            status = "no run yet"
-        else:
-            b = live_books()
-            status = (
-                f"run {'ended' if ctl.finished else 'in progress'}: {ctl.chart_title()}. Requests: "
-                f"{b['scheduled']} scheduled, {b['sent']} sent, {b['in_flight']} in flight, "
-                f"{b['not_sent']} not sent"
+        role = reporting()
+        if role is None:
+            return Response(
+                json.dumps({"status": "no run yet", "rows": []}), mimetype="application/json"
             )
-        problems = live_problems() if report is not None else []
+        b = role.live_books()
+        status = (
+            f"run {'ended' if role.finished else 'in progress'}: {state.source.chart_title()}. "
+            f"Requests: {b['scheduled']} scheduled, {b['sent']} sent, {b['in_flight']} in flight, "
+            f"{b['not_sent']} not sent"
+        )
+        problems = role.live_problems()
         if problems:
             status += " UNTRUSTWORTHY RUN: " + "; ".join(problems)
-        return Response(json.dumps({"status": status, "rows": rows}), mimetype="application/json")
+        body = {"status": status, "rows": role.report.timeline.rows()}
+        return Response(json.dumps(body), mimetype="application/json")
 
     @app.route("/burstgpt/summary.json")
     @auth
     def burstgpt_summary() -> Response:
-        ctl = controller.get()
-        report = ctl.report
-        body: dict[str, Any] = {"run": None}
-        if report is not None:
-            duration = max(1e-9, time.time() - report.epoch_wall)
-            body = {
-                "finished": ctl.finished,
-                "books": live_books(),
-                "trust_problems": live_problems(),
-                "metrics": report.metrics.summary(duration_s=duration),
-                "verdict": ctl.last_verdict.to_dict() if ctl.last_verdict is not None else None,
-                "settings": ctl.settings.public_dict() if ctl.settings else None,
-            }
+        role = reporting()
+        body: dict[str, Any] = {"run": None} if role is None else live_summary(role)
         return Response(json.dumps(body, default=str), mimetype="application/json")
 
     @app.route("/burstgpt/timeline.csv")
@@ -262,8 +200,8 @@ def install(environment: Any) -> None:
         import csv
         import io
 
-        report = controller.get().report
-        rows = report.timeline.rows() if report is not None else []
+        role = reporting()
+        rows = role.report.timeline.rows() if role is not None else []
         buf = io.StringIO()
         if rows:
             w = csv.DictWriter(buf, fieldnames=list(rows[0].keys()))
@@ -278,7 +216,8 @@ def install(environment: Any) -> None:
     @app.route("/burstgpt/requests.jsonl")
     @auth
     def burstgpt_requests() -> Any:
-        report = controller.get().report
+        role = reporting()
+        report = role.report if role is not None else None
         if report is None or report.dir is None:
             return Response(
                 "No report directory: start the run with --burstgpt-report DIR.\n",

@@ -23,6 +23,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from locust_burstgpt.client.sidechannel import SideChannel
 from locust_burstgpt.prompts.builder import PromptBuilder
 from locust_burstgpt.prompts.counters import (
     PromptBackendError,
@@ -31,11 +32,12 @@ from locust_burstgpt.prompts.counters import (
     probe_usage,
 )
 from locust_burstgpt.prompts.local import LocalCounter
-from locust_burstgpt.prompts.server import JsonHttp, detect_server_counter, served_model
-from locust_burstgpt.prompts.simple import SIMULATOR_OWNER, SimpletokCounter
+from locust_burstgpt.prompts.server import detect_server_counter, served_model
+from locust_burstgpt.prompts.simple import SimpletokCounter
 from locust_burstgpt.prompts.sizing import CalibratedSizer, ExactSizer, exact_word_pool
 from locust_burstgpt.prompts.text import WordPool, WordStream
 from locust_burstgpt.prompts.words import unique_words
+from locust_burstgpt.server_kinds import SIMULATOR_OWNER
 
 log = logging.getLogger("locust_burstgpt.prompts")
 
@@ -47,6 +49,9 @@ class PromptConfig:
     backend: str = "auto"  # auto | local:<path> | server | simpletok | fallback
     base_url: str | None = None  # the target server (for /tokenize and model discovery)
     model: str | None = None  # model name for vLLM's /tokenize and probe requests
+    # ``owned_by`` of that model when the caller already asked ``/v1/models`` (then it is not asked
+    # again); None: asked here when a server is given
+    owner: str | None = None
     endpoint: str = "chat"  # chat | completions
     seed: int = 0
     api_key: str | None = field(default=None, repr=False)
@@ -56,18 +61,23 @@ class PromptConfig:
     request_timeout_s: float = 30.0
 
 
-def make_prompt_builder(cfg: PromptConfig, client: Any = None) -> PromptBuilder:
-    """A prompt builder on the backend ``cfg.backend`` selects (see module docstring)."""
+def make_prompt_builder(
+    cfg: PromptConfig, client: Any = None, side: SideChannel | None = None
+) -> PromptBuilder:
+    """A prompt builder on the backend ``cfg.backend`` selects (see module docstring).
+
+    ``side``: the caller's side channel to the server (else one is made from ``cfg``)."""
     if cfg.endpoint not in ("chat", "completions"):
         raise PromptBackendError(f"endpoint must be 'chat' or 'completions', got {cfg.endpoint!r}")
     backend = (cfg.backend or "auto").strip()
     http = None
     if cfg.base_url and (backend in ("auto", "server") or (client is not None and cfg.probe)):
-        http = JsonHttp(cfg.base_url, cfg.api_key, cfg.verify_tls, cfg.request_timeout_s)
-    model, owner = cfg.model, None
-    if http is not None:
-        listed, owner = served_model(http)
+        http = side or SideChannel(cfg.base_url, cfg.api_key, cfg.verify_tls, cfg.request_timeout_s)
+    model, owner = cfg.model, cfg.owner
+    if http is not None and (model is None or owner is None):
+        listed, listed_owner = served_model(http)
         model = model or listed
+        owner = owner if owner is not None else listed_owner
     counter: TokenCounter | None = None
     why = ""
     if backend.startswith("local:"):

@@ -6,108 +6,20 @@
   "add_special_tokens"}`` or ``{"model", "messages", "add_generation_prompt": true}``
   ``-> {"count", "tokens", ...}``: the server renders its own chat template.
 
-The calls go over a small cooperative keep-alive pool of their own, so counting never competes
-with the load's connection pool.
+The calls go over the side channel (``client.sidechannel``): a small cooperative keep-alive pool
+of its own, so counting never competes with the load's connection pool.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
-import gevent
-from geventhttpclient import HTTPClient
-from geventhttpclient.response import HTTPConnectionClosed
-
-from locust_burstgpt.client.raw import tls_context_factory
+from locust_burstgpt.client.sidechannel import SideChannel, SideChannelError
 from locust_burstgpt.prompts.counters import Message, PromptBackendError, content_text
 
 log = logging.getLogger("locust_burstgpt.prompts")
-
-
-class JsonHttp:
-    """Minimal JSON-over-HTTP helper (cooperative under gevent, no monkey patching needed)."""
-
-    STALE_RETRIES = 2
-
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str | None = None,
-        verify_tls: bool = True,
-        timeout_s: float = 30.0,
-        concurrency: int = 64,
-    ) -> None:
-        root = base_url.rstrip("/")
-        root = root[:-3] if root.endswith("/v1") else root
-        url = urlsplit(root)
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise PromptBackendError(f"server URL must be http(s)://host[:port], got {base_url!r}")
-        self.root = root
-        self._prefix = url.path.rstrip("/")
-        self.timeout_s = timeout_s
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        self._headers = headers
-        tls = (
-            {"ssl_context_factory": tls_context_factory(verify_tls)}
-            if url.scheme == "https"
-            else {}
-        )
-        self._http = HTTPClient.from_url(
-            root,
-            concurrency=concurrency,
-            connection_timeout=min(timeout_s, 10.0),
-            network_timeout=timeout_s,
-            insecure=not verify_tls,
-            **tls,
-        )
-
-    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        """(status, parsed JSON or None); raises PromptBackendError when there is no answer.
-
-        Every call here is a query (tokenize, apply a template, list models), so a request that
-        met a keep-alive connection the server had just closed (uvicorn closes idle ones after
-        5 s) is sent again on a fresh one, up to ``STALE_RETRIES`` times."""
-        data = json.dumps(body).encode() if body is not None else None
-        try:
-            with gevent.Timeout(self.timeout_s):
-                for attempt in range(self.STALE_RETRIES + 1):
-                    try:
-                        resp = self._http.request(
-                            method, self._prefix + path, body=data, headers=self._headers
-                        )
-                        break
-                    except (HTTPConnectionClosed, ConnectionResetError, BrokenPipeError):
-                        if attempt == self.STALE_RETRIES:
-                            raise
-                try:
-                    raw = resp.read()
-                finally:
-                    resp.release()
-        except gevent.Timeout:
-            raise PromptBackendError(
-                f"{method} {self.root}{path}: no answer in {self.timeout_s:g} s"
-            ) from None
-        except Exception as e:  # noqa: BLE001 - every transport failure becomes one message
-            raise PromptBackendError(
-                f"{method} {self.root}{path}: {type(e).__name__}: {e}"
-            ) from None
-        try:
-            parsed = json.loads(raw) if raw else None
-        except ValueError:
-            parsed = None
-        return resp.status_code, parsed
-
-    def post(self, path: str, body: Any) -> tuple[int, Any]:
-        return self.request("POST", path, body)
-
-    def close(self) -> None:
-        self._http.close()
 
 
 class LlamaCppCounter:
@@ -115,7 +27,7 @@ class LlamaCppCounter:
 
     shape = "llamacpp"
 
-    def __init__(self, http: JsonHttp, has_template: bool) -> None:
+    def __init__(self, http: SideChannel, has_template: bool) -> None:
         self.http = http
         self.has_template = has_template
         self.name = "server:llamacpp"
@@ -156,7 +68,7 @@ class VllmCounter:
 
     shape = "vllm"
 
-    def __init__(self, http: JsonHttp, model: str) -> None:
+    def __init__(self, http: SideChannel, model: str) -> None:
         self.http = http
         self.model = model
         self.has_template = True
@@ -188,7 +100,7 @@ class VllmCounter:
 
 
 def detect_server_counter(
-    http: JsonHttp, model: str | None
+    http: SideChannel, model: str | None
 ) -> LlamaCppCounter | VllmCounter | None:
     """Which ``/tokenize`` shape the server answers, or None when it has none that works."""
     try:
@@ -212,21 +124,21 @@ def detect_server_counter(
                 and (isinstance(data.get("count"), int) or isinstance(data.get("tokens"), list))
             ):
                 return VllmCounter(http, model)
-    except PromptBackendError as e:
+    except (PromptBackendError, SideChannelError) as e:
         log.info("server /tokenize not usable: %s", e)
     return None
 
 
-def first_model(http: JsonHttp) -> str | None:
+def first_model(http: SideChannel) -> str | None:
     """The first model id ``/v1/models`` lists, if any."""
     return served_model(http)[0]
 
 
-def served_model(http: JsonHttp) -> tuple[str | None, str | None]:
+def served_model(http: SideChannel) -> tuple[str | None, str | None]:
     """(id, owned_by) of the first model ``/v1/models`` lists; (None, None) if it lists none."""
     try:
         status, data = http.request("GET", "/v1/models")
-    except PromptBackendError:
+    except SideChannelError:
         return None, None
     if status == 200 and isinstance(data, dict):
         for m in data.get("data") or []:

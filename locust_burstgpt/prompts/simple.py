@@ -13,8 +13,6 @@ from collections.abc import Sequence
 from locust_burstgpt import simpletok
 from locust_burstgpt.prompts.counters import Message, content_text
 
-SIMULATOR_OWNER = "burstgpt-sim"  # ``owned_by`` in the simulator's /v1/models
-
 
 class SimpletokCounter:
     """``simpletok`` counts and its chat template (what the embedded simulator uses)."""

@@ -1,56 +1,24 @@
 """Everything a run produced, on the process that reports it (the master, or the only process).
 
-Every scheduled request reaches ``add`` exactly once as an entry dict (``entries.py``), whether it
-was sent by this process or shipped from a worker, so the JSONL file, the timeline, the metrics
-store and the entry-based reconciliation all see the same requests.
+Every scheduled request reaches ``add`` exactly once as a ``TurnResult``, whether it was sent by this
+process or shipped from a worker, so the JSONL file, the timeline, the metrics store and the
+entry-based reconciliation all see the same requests.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from array import array
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from locust_burstgpt.client import Outcome, RequestRecord
 from locust_burstgpt.metrics import MetricsStore, PerRequestSLO
+from locust_burstgpt.replay.results import TurnResult
 from locust_burstgpt.report.requests_log import RequestsLog
 from locust_burstgpt.report.timeline import Timeline
 
 log = logging.getLogger("locust_burstgpt")
-
-
-def entry_to_record(entry: dict[str, Any]) -> RequestRecord:
-    """Rebuild a client record (times in wall-clock seconds) from a shipped entry."""
-    sent = entry.get("sent_at")
-    chunk_ms = entry.get("chunk_ms")
-    chunks = array("d")
-    if sent is not None and chunk_ms:  # vectorised: one value per streamed token
-        chunks.frombytes((np.asarray(chunk_ms, dtype=np.float64) / 1000.0 + sent).tobytes())
-    outcome = entry.get("outcome")
-    return RequestRecord(
-        request_id=str(entry.get("request_id")),
-        scheduled_at=entry.get("scheduled_at"),
-        sent_at=sent,
-        first_token_at=entry.get("first_token_at"),
-        chunk_times=chunks,
-        last_byte_at=entry.get("last_byte_at"),
-        prompt_tokens=entry.get("prompt_tokens"),
-        completion_tokens=entry.get("completion_tokens"),
-        cached_tokens=entry.get("cached_tokens"),
-        finish_reason=entry.get("finish_reason"),
-        http_status=entry.get("http_status"),
-        outcome=Outcome(outcome) if outcome and outcome != "not_sent" else None,
-        error=entry.get("error"),
-        wall_anchor=0.0,
-        target_prompt_tokens=entry.get("target_prompt_tokens"),
-        expected_prompt_tokens=entry.get("expected_prompt_tokens"),
-        target_completion_tokens=entry.get("target_completion_tokens"),
-    )
 
 
 class RunReport:
@@ -72,20 +40,18 @@ class RunReport:
         self.not_sent_by_class: Counter = Counter()  # per class; ended ones are in metrics.classes
         self.requests_log = RequestsLog(self.dir / "requests.jsonl") if self.dir else None
 
-    def add(self, entry: dict[str, Any]) -> None:
+    def add(self, result: TurnResult) -> None:
         self.entries += 1
         if self.requests_log is not None:
-            self.requests_log.write(entry)
-        self.timeline.add(entry)
-        outcome = entry.get("outcome")
-        label = entry.get("class") or "all"
-        if outcome == "not_sent":
-            self.not_sent[entry.get("not_sent_reason") or "unknown"] += 1
+            self.requests_log.write(result.to_json())
+        self.timeline.add(result)
+        label = result.label
+        if result.record is None:
+            self.not_sent[result.not_sent_reason or "unknown"] += 1
             self.not_sent_by_class[label] += 1
             return
-        self.outcomes[outcome] += 1
-        record = entry_to_record(entry)
-        self.metrics.record(label, record, recorded_elapsed_s=entry.get("trace_elapsed_s"))
+        self.outcomes[result.outcome] += 1
+        self.metrics.record(label, result.record, recorded_elapsed_s=result.meta.trace_elapsed_s)
 
     def flush(self) -> None:
         if self.requests_log is not None:

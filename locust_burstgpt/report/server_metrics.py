@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import math
 import re
-import ssl
-import urllib.request
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from locust_burstgpt.client.sidechannel import SideChannel, SideChannelError
 
 Source = tuple[str, ...]  # metric names whose values are added
 
@@ -88,34 +89,46 @@ def pick(samples: dict[str, float], sources: tuple[Source, ...]) -> float | None
 
 
 class ServerMetricsScraper:
-    """Polls one ``/metrics`` URL; ``scrape()`` returns gauges and counter deltas since the last call."""
+    """Polls one ``/metrics`` URL; ``scrape()`` returns gauges and counter deltas since the last call.
+
+    ``api_key``: sent with the request; the caller passes it only when the URL has the origin of the
+    server under test (a key never goes to another host)."""
 
     def __init__(
-        self, url: str, api_key: str | None = None, verify_tls: bool = True, timeout_s: float = 2.0
-    ):
+        self,
+        url: str,
+        api_key: str | None = None,
+        verify_tls: bool = True,
+        timeout_s: float = 2.0,
+    ) -> None:
+        parts = urlsplit(url)
         self.url = url
-        self.api_key = api_key
         self.timeout_s = timeout_s
-        self._ctx = None
-        if url.startswith("https://"):
-            self._ctx = ssl.create_default_context()
-            if not verify_tls:
-                self._ctx.check_hostname = False
-                self._ctx.verify_mode = ssl.CERT_NONE
+        self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._side = SideChannel(
+            urlunsplit((parts.scheme, parts.netloc, "", "", "")),
+            api_key,
+            verify_tls=verify_tls,
+            timeout_s=timeout_s,
+            concurrency=1,
+        )
         self._last: dict[str, float] = {}
         self.failures = 0
         self.available: bool | None = None  # None until the first scrape
 
     def fetch(self) -> dict[str, float] | None:
-        req = urllib.request.Request(self.url, headers={"Accept": "text/plain"})
-        if self.api_key:
-            req.add_header("Authorization", f"Bearer {self.api_key}")
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s, context=self._ctx) as resp:
-                return parse_prometheus(resp.read().decode("utf-8", "replace"))
-        except Exception:  # noqa: BLE001 - a server without metrics is normal; count and carry on
+            status, text = self._side.get_text(self._path)
+        except SideChannelError:  # a server without metrics is normal; count and carry on
             self.failures += 1
             return None
+        if status != 200:
+            self.failures += 1
+            return None
+        return parse_prometheus(text)
+
+    def close(self) -> None:
+        self._side.close()
 
     def scrape(self) -> dict[str, Any]:
         samples = self.fetch()

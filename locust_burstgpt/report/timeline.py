@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from locust_burstgpt.replay.results import TurnResult
+
 OUTCOMES = (
     "ok",
     "http_error",
@@ -165,22 +167,23 @@ class Timeline:
         self._server_keys: list[str] = []  # column order of the server values below
         self._server: dict[int, list[float | None]] = {}
 
-    def add(self, entry: dict[str, Any]) -> None:
-        """Count one request entry (see ``entries.py``)."""
-        sched = entry.get("scheduled_offset_s")
+    def add(self, result: TurnResult) -> None:
+        """Count one scheduled request's end."""
+        sched = result.scheduled_offset_s
         if sched is not None:
             self._s[int(math.floor(sched))].scheduled += 1
-        if entry.get("outcome") == "not_sent":
+        rec = result.record
+        if rec is None:
             if sched is not None:
                 self._s[int(math.floor(sched))].not_sent += 1
             return
-        sent = _sec(entry.get("sent_at"), self.epoch)
-        end = _sec(entry.get("last_byte_at"), self.epoch)
+        sent = _sec(rec.wall(rec.sent_at), self.epoch)
+        end = _sec(rec.wall(rec.last_byte_at), self.epoch)
         if sent is not None:
             s = self._s[sent]
             s.sent += 1
             s.starts += 1
-            lateness = entry.get("lateness")
+            lateness = rec.lateness
             if lateness is not None:
                 if isinstance(s.lateness, _Tail):
                     s.lateness.add(lateness)
@@ -192,11 +195,11 @@ class Timeline:
             s = self._s[done]
             s.completed += 1
             s.ends += 1
-            outcome = entry.get("outcome") or "unknown"
+            outcome = result.outcome
             s.outcomes[outcome] = s.outcomes.get(outcome, 0) + 1
-            s.output_tokens += int(entry.get("completion_tokens") or 0)
+            s.output_tokens += int(rec.completion_tokens or 0)
             if outcome == "ok":
-                for value, values in ((entry.get("ttft"), s.ttft), (entry.get("tpot"), s.tpot)):
+                for value, values in ((rec.ttft, s.ttft), (rec.tpot, s.tpot)):
                     if value is None:
                         continue
                     if s.final is not None:

@@ -278,7 +278,7 @@ class ScriptedServerProcess:
         import sys
         from pathlib import Path
 
-        root = Path(__file__).resolve().parent.parent
+        root = Path(__file__).resolve().parents[2]
         code = f"import sys; from tests.servers.scripted import _serve; _serve({self.limit_s!r})"
         self.proc = subprocess.Popen(
             [sys.executable, "-c", code],

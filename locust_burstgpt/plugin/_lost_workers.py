@@ -22,9 +22,9 @@ from typing import Any
 import gevent
 import numpy as np
 
-from locust_burstgpt.ledger import Ledger
-from locust_burstgpt.plugin.replay import class_label
-from locust_burstgpt.report.entries import not_sent_entry, turn_meta
+from locust_burstgpt.replay import Ledger, TurnMeta, TurnResult, class_label
+from locust_burstgpt.replay.messages import AssignMore, StopRequest
+from locust_burstgpt.replay.results import not_sent
 
 log = logging.getLogger("locust_burstgpt")
 
@@ -52,9 +52,9 @@ class WorkerBooks:
 class WorkerWatch:
     """Tracks every worker's assignment and shipments; declares and accounts lost workers."""
 
-    def __init__(self, environment: Any, ctl: Any) -> None:
-        self.environment = environment
-        self.ctl = ctl
+    def __init__(self, master: Any) -> None:
+        self.master = master  # _master.MasterRole: what it knows of the workers
+        self.environment = master.environment
         self.books: dict[str, WorkerBooks] = {}
         self.ignored: Counter = Counter()  # messages received from workers already declared lost
         self._greenlet: gevent.Greenlet | None = None
@@ -63,17 +63,17 @@ class WorkerWatch:
     def assign(self, client_id: str, indices: list[int]) -> None:
         books = self.books.setdefault(client_id, WorkerBooks([]))
         books.indices.extend(indices)
-        self.ctl.assigned[client_id] = len(books.indices)
+        self.master.assigned[client_id] = len(books.indices)
 
     def accept(self, client_id: str) -> bool:
         """Note a message from a worker; False when it was declared lost (ignore the message)."""
-        if client_id in self.ctl.lost_workers:
+        if client_id in self.master.lost_workers:
             if not self.ignored[client_id]:
                 log.error(
                     "Worker %s answered after it was declared lost; its later results are ignored",
                     client_id,
                 )
-                self.ctl.revived_workers.add(client_id)
+                self.master.revived_workers.add(client_id)
             self.ignored[client_id] += 1
             return False
         books = self.books.get(client_id)
@@ -81,17 +81,17 @@ class WorkerWatch:
             books.last_heard = time.time()
         return True
 
-    def count_entry(self, client_id: str, entry: dict[str, Any]) -> None:
+    def count(self, client_id: str, result: TurnResult) -> None:
         books = self.books.get(client_id)
         if books is None:
             return
-        books.seen[str(entry.get("conversation"))] += 1
-        if entry.get("outcome") == "not_sent":
-            books.not_sent[entry.get("not_sent_reason") or "unknown"] += 1
+        books.seen[result.meta.conversation] += 1
+        if result.record is None:
+            books.not_sent[result.not_sent_reason or "unknown"] += 1
         else:
             books.sent += 1
-            books.sent_by_class[entry.get("class") or "all"] += 1
-            books.outcomes[entry.get("outcome")] += 1
+            books.sent_by_class[result.label] += 1
+            books.outcomes[result.outcome] += 1
 
     # -- watching -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -114,7 +114,7 @@ class WorkerWatch:
         now = time.time()
         clients = self.environment.runner.clients
         for client_id, books in list(self.books.items()):
-            if client_id in self.ctl.lost_workers or client_id in self.ctl.worker_ledgers:
+            if client_id in self.master.lost_workers or client_id in self.master.worker_ledgers:
                 continue
             client = clients.get(client_id)
             if client is None or client.state == "missing":
@@ -124,12 +124,12 @@ class WorkerWatch:
 
     # -- a loss -------------------------------------------------------------------------------
     def lose(self, client_id: str, why: str) -> None:
-        ctl = self.ctl
+        master = self.master
         detected = time.time()
         books = self.books[client_id]
-        ctl.lost_workers[client_id] = Ledger()  # from now on it is no survivor; real books below
-        workload = ctl.workload
-        reassign = self._reassignable(books, detected) if ctl.settings.reassign_lost else []
+        master.lost_workers[client_id] = Ledger()  # from now on it is no survivor; real books below
+        workload = master.workload
+        reassign = self._reassignable(books, detected) if master.settings.reassign_lost else []
         moved = set(reassign)
         kept = [i for i in books.indices if i not in moved]
         turn_counts = workload.turn_counts()
@@ -142,14 +142,13 @@ class WorkerWatch:
             label = class_label(conv.model, conv.log_type)
             for k in range(first, len(conv.turns)):
                 lost += 1
-                if ctl.report is not None:
-                    meta = turn_meta(
+                if master.report is not None:
+                    meta = TurnMeta.of(
                         conv, conv.turns[k], label, f"lost-{client_id[-8:]}-{conv.id}-{k}"
                     )
-                    ctl.report.add(
-                        not_sent_entry(meta, LOST_REASON, float(offsets[i]) if k == 0 else None)
-                    )
-        last = ctl.live_worker_ledgers.get(client_id) or Ledger()
+                    due = float(offsets[i]) if k == 0 else None
+                    master.report.add(not_sent(meta, LOST_REASON, due))
+        last = master.live_worker_ledgers.get(client_id) or Ledger()
         ledger = Ledger(
             scheduled=scheduled,
             sent=books.sent,
@@ -163,11 +162,11 @@ class WorkerWatch:
             retries=last.retries,
             sent_by_class=Counter(books.sent_by_class),
         )
-        ctl.lost_workers[client_id] = ledger
+        master.lost_workers[client_id] = ledger
         books.indices = kept
-        ctl.assigned[client_id] = len(kept)
+        master.assigned[client_id] = len(kept)
         heard = books.last_heard
-        ctl.lost_info[client_id] = {
+        master.lost_info[client_id] = {
             "why": why,
             "detected_at": detected,
             "last_heard_at": heard,
@@ -187,7 +186,9 @@ class WorkerWatch:
         )
         runner = self.environment.runner
         try:  # if it is only partitioned, not dead, it must stop releasing what others now replay
-            runner.send_message("burstgpt_stop", "lost_worker", client_id=client_id)
+            runner.send_message(
+                StopRequest.TYPE, StopRequest(LOST_REASON).to_data(), client_id=client_id
+            )
         except Exception:  # noqa: BLE001 - a dead worker's socket may refuse; nothing to do
             log.debug("could not tell lost worker %s to stop", client_id, exc_info=True)
         if reassign:
@@ -195,33 +196,33 @@ class WorkerWatch:
 
     def _reassignable(self, books: WorkerBooks, detected: float) -> list[int]:
         """Conversations the lost worker cannot have released: none shipped, due well after now."""
-        ctl = self.ctl
-        if ctl.settings.arrival != "trace":
+        master = self.master
+        if master.settings.arrival != "trace":
             log.warning(
                 "--burstgpt-reassign-lost: with --burstgpt-arrival %s every conversation is released "
                 "at once, so none can be reassigned safely",
-                ctl.settings.arrival,
+                master.settings.arrival,
             )
             return []
         if not self._survivors():
             return []
-        offsets = ctl.workload.start_offsets
-        horizon = detected + REASSIGN_MARGIN_S - ctl.epoch_wall
+        offsets = master.workload.start_offsets
+        horizon = detected + REASSIGN_MARGIN_S - master.epoch_wall
         return [
             i
             for i in books.indices
             if float(offsets[i]) > horizon
-            and books.seen.get(ctl.workload.conversation(i).id, 0) == 0
+            and books.seen.get(master.workload.conversation(i).id, 0) == 0
         ]
 
     def _survivors(self) -> list[str]:
-        ctl = self.ctl
+        master = self.master
         clients = self.environment.runner.clients
         return sorted(
             c
             for c in self.books
-            if c not in ctl.lost_workers
-            and c not in ctl.worker_ledgers
+            if c not in master.lost_workers
+            and c not in master.worker_ledgers
             and clients.get(c) is not None
             and clients.get(c).state != "missing"
         )
@@ -235,9 +236,7 @@ class WorkerWatch:
                 continue
             self.assign(client_id, share.tolist())
             self.environment.runner.send_message(
-                "burstgpt_assign_more",
-                {"indices": share.astype("<i8").tobytes()},
-                client_id=client_id,
+                AssignMore.TYPE, AssignMore(share.tolist()).to_data(), client_id=client_id
             )
         log.info(
             "Reassigned %d conversations to %d surviving workers", len(indices), len(survivors)

@@ -1,11 +1,11 @@
-"""Per-process replay of BurstGPT conversations: an open-loop dispatcher and the turn-by-turn runner.
+"""Per-process dispatch of BurstGPT conversations: the open-loop release and the turn-by-turn runner.
 
 Why requests do not run in Locust's user greenlets: Locust stops users during ramp-downs by killing
 whichever greenlets it finds first, which would abort requests in flight without a trace. Here a
 Locust user is a *slot*: it takes the next released conversation and waits while the conversation
-runs in a greenlet the plugin owns. A removed user's conversation finishes its current turn and goes
-back to the queue with its history, so another user continues it. Only the end of the test cancels
-requests, after a drain period, and every cancellation is recorded.
+runs in a greenlet the dispatcher owns. A removed user's conversation finishes its current turn and
+goes back to the queue with its history, so another user continues it. Only the end of the test
+cancels requests, after a drain period, and every cancellation is recorded.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import gevent
@@ -23,7 +23,9 @@ from gevent.event import Event
 from gevent.pool import Group
 from gevent.queue import Empty, PriorityQueue
 
-from locust_burstgpt.ledger import Ledger
+from locust_burstgpt.replay.conversation import ConversationState, class_label
+from locust_burstgpt.replay.ledger import Ledger
+from locust_burstgpt.replay.results import TurnMeta, TurnResult, not_sent
 
 log = logging.getLogger("locust_burstgpt")
 
@@ -31,22 +33,8 @@ log = logging.getLogger("locust_burstgpt")
 # and its user ready when the turn is due: the send then waits for nothing but the clock.
 RELEASE_LEAD_S = 0.1
 
-
-@dataclass
-class ConversationState:
-    """A conversation in progress: what was said so far and when its next turn is due."""
-
-    index: int
-    conversation: Any  # locust_burstgpt.trace.Conversation
-    label: str
-    next_turn: int = 0
-    next_due: float = 0.0  # perf_counter time the next turn is scheduled for
-    history: list[dict[str, str]] = field(default_factory=list)
-    released: Event | None = None  # set when the Locust user holding it was removed
-    request_started: bool = False  # the current turn reached the client (counted as sent)
-
-    def remaining(self) -> int:
-        return len(self.conversation.turns) - self.next_turn
+PrepareTurn = Callable[[ConversationState, Any], Any]
+SendTurn = Callable[[ConversationState, Any, Any], Any]
 
 
 @dataclass
@@ -57,18 +45,14 @@ class _Batch:
     next: int = 0  # position of the first conversation not released yet
 
 
-def class_label(model: str, log_type: str) -> str:
-    """Stats row name for a trace class: ``GPT-4 conversation``, ``ChatGPT API``."""
-    kind = {"Conversation log": "conversation", "API log": "API"}.get(log_type, log_type)
-    return f"{model} {kind}"
+class Dispatcher:
+    """Releases conversations at their scheduled times, runs them for Locust users, keeps the books
+    of what was scheduled and what was never sent.
 
-
-class ReplayEngine:
-    """Releases conversations at their scheduled times and replays them; keeps the ledger.
-
-    ``send_turn(state, turn[, prepared]) -> record`` does the HTTP work and accounting for one turn
-    and ``prepare_turn`` builds its request ahead of time; both are supplied by the runtime, so this
-    class holds only the scheduling and bookkeeping.
+    ``prepare(state, turn) -> prepared`` builds a turn's request ahead of its due time, and
+    ``send(state, turn, prepared) -> record`` sends it at that time and accounts for it
+    (``TurnBuilder.prepare`` and ``TurnSender.send``); ``emit(result)`` takes every request that
+    ends without being sent. This class only keeps time and books.
     """
 
     def __init__(
@@ -78,23 +62,22 @@ class ReplayEngine:
         epoch: float,
         *,
         arrival: str,
-        send_turn: Callable[..., Any],
-        ledger: Ledger | None = None,
-        on_not_sent: Callable[..., None] | None = None,
-        prepare_turn: Callable[[ConversationState, Any], Any] | None = None,
+        prepare: PrepareTurn,
+        send: SendTurn,
+        emit: Callable[[TurnResult], None],
+        request_id: Callable[[str, int], str],
+        ledger: Ledger,
     ) -> None:
         self.workload = workload
         self.indices = list(indices)
         self._batches = [_Batch(self.indices)]
         self.epoch = epoch  # perf_counter time of trace offset 0
         self.arrival = arrival
-        self.send_turn = send_turn
-        # prepare_turn(state, turn) -> prepared, called before the turn is due; then
-        # send_turn(state, turn, prepared) at the due time (without it: send_turn(state, turn))
-        self.prepare_turn = prepare_turn
-        # on_not_sent(conversation, label, first_unsent_turn, due_of_that_turn_or_None, reason[, end][, error=])
-        self.on_not_sent = on_not_sent
-        self.ledger = ledger or Ledger()
+        self.prepare = prepare
+        self.send = send
+        self.emit = emit
+        self.request_id = request_id
+        self.ledger = ledger
         self.queue: PriorityQueue = PriorityQueue()
         self.group = Group()
         self._seq = itertools.count()
@@ -182,16 +165,12 @@ class ReplayEngine:
             if self.stopping:
                 return
             turn = conv.turns[state.next_turn]
-            prepared = None
-            if self.prepare_turn is not None:
-                try:
-                    prepared = self.prepare_turn(
-                        state, turn
-                    )  # before the due time: not in the lateness
-                except Exception as e:  # noqa: BLE001 - e.g. the prompt backend failed; nothing was sent
-                    state.next_turn += 1
-                    self._prompt_failed(state, turn, e)
-                    continue
+            try:
+                prepared = self.prepare(state, turn)  # before the due time: not in the lateness
+            except Exception as e:  # noqa: BLE001 - e.g. the prompt backend failed; nothing was sent
+                state.next_turn += 1
+                self._prompt_failed(state, turn, e)
+                continue
             delay = state.next_due - time.perf_counter()
             if delay > 0 and self.arrival == "trace":
                 if state.released is not None and state.released.wait(delay):
@@ -200,19 +179,14 @@ class ReplayEngine:
             if self.stopping:
                 return
             state.next_turn += 1  # before sending: a cancelled turn is sent, not "not sent"
-            state.request_started = (
-                False  # send_turn sets it (and counts the send) just before the wire
-            )
+            state.request_started = False  # send sets it (and counts the send) just before the wire
             try:
-                if prepared is None:
-                    record = self.send_turn(state, turn)
-                else:
-                    record = self.send_turn(state, turn, prepared)
+                record = self.send(state, turn, prepared)
             except gevent.GreenletExit:
                 if not state.request_started:
-                    state.next_turn -= 1  # killed while preparing: the turn counts as not sent
+                    state.next_turn -= 1  # killed before the wire: the turn counts as not sent
                 raise
-            except Exception as e:  # noqa: BLE001 - e.g. the prompt backend failed; nothing was sent
+            except Exception as e:  # noqa: BLE001 - failed before the wire: nothing was sent
                 if state.request_started:
                     raise
                 self._prompt_failed(state, turn, e)
@@ -229,29 +203,28 @@ class ReplayEngine:
                 return
         self._pending.pop(state.index, None)
 
+    def _meta(self, conv: Any, k: int, label: str) -> TurnMeta:
+        return TurnMeta.of(conv, conv.turns[k], label, self.request_id(conv.id, k))
+
     def _prompt_failed(self, state: ConversationState, turn: Any, e: Exception) -> None:
-        """The turn's request could not be built: it is not sent, and the next turn is due no earlier."""
+        """The turn's request could not be built: it is not sent, and the next turn is due no
+        earlier."""
         conv = state.conversation
         log.error(
             "Conversation %s turn %d not sent: %s: %s", conv.id, turn.index, type(e).__name__, e
         )
-        self.ledger.not_sent["prompt_failed"] += 1
-        if self.on_not_sent is not None:
-            self.on_not_sent(
-                conv,
-                state.label,
-                turn.index,
-                state.next_due - self.epoch,
+        self.ledger.count_not_sent("prompt_failed")
+        self.emit(
+            not_sent(
+                self._meta(conv, turn.index, state.label),
                 "prompt_failed",
-                turn.index + 1,
+                state.next_due - self.epoch,
                 error=f"{type(e).__name__}: {e}",
             )
+        )
         state.next_due = max(state.next_due, time.perf_counter())
 
     # -- end of test --------------------------------------------------------------------------
-    def in_flight(self) -> int:
-        return self.ledger.in_flight
-
     def stop(self, reason: str, drain_timeout_s: float) -> None:
         """Stop releasing, let requests in flight finish for up to ``drain_timeout_s``, then cancel.
 
@@ -268,34 +241,29 @@ class ReplayEngine:
             gevent.sleep(0.05)
         self.group.kill(
             block=True, timeout=10
-        )  # the client records CANCELLED for any request cut here
+        )  # the client records CANCELLED for a request cut here
         self._count_not_sent(reason)
 
     def _count_not_sent(self, reason: str) -> None:
-        not_sent = 0
+        count = 0
         for state in self._pending.values():
-            not_sent += state.remaining()
-            if self.on_not_sent is not None and state.remaining():
-                self.on_not_sent(
-                    state.conversation,
-                    state.label,
-                    state.next_turn,
-                    state.next_due - self.epoch,
-                    reason,
-                )
+            conv, first = state.conversation, state.next_turn
+            for k in range(first, len(conv.turns)):
+                due = state.next_due - self.epoch if k == first else None
+                self.emit(not_sent(self._meta(conv, k, state.label), reason, due))
+            count += state.remaining()
         self._pending.clear()
+        offsets = self.workload.start_offsets
         for batch in self._batches:
             rest = batch.indices[batch.next :]
-            if self.on_not_sent is not None:
-                offsets = self.workload.start_offsets
-                for i in rest:
-                    conv = self.workload.conversation(i)
-                    self.on_not_sent(
-                        conv, class_label(conv.model, conv.log_type), 0, float(offsets[i]), reason
-                    )
-            not_sent += self._turns_of(rest)
+            for i in rest:
+                conv = self.workload.conversation(i)
+                label = class_label(conv.model, conv.log_type)
+                for k in range(len(conv.turns)):
+                    due = float(offsets[i]) if k == 0 else None
+                    self.emit(not_sent(self._meta(conv, k, label), reason, due))
+            count += self._turns_of(rest)
             batch.next = len(batch.indices)
-        if not_sent:
-            self.ledger.not_sent[reason] += not_sent
+        self.ledger.count_not_sent(reason, count)
         if self.ledger.in_flight:
             log.error("%d requests ended without a recorded outcome", self.ledger.in_flight)

@@ -13,7 +13,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-NOT_SENT_REASONS = ("window_ended", "stopped", "lost_worker")
+#: Every reason a scheduled request can end without being sent.
+NOT_SENT_REASONS = ("window_ended", "stopped", "prompt_failed", "lost_worker")
 
 
 @dataclass
@@ -77,6 +78,15 @@ class Ledger:
             retries=self.retries + other.retries,
             sent_by_class=self.sent_by_class + other.sent_by_class,
         )
+
+    def count_not_sent(self, reason: str, n: int = 1) -> None:
+        """Book ``n`` scheduled requests as not sent for ``reason`` (one of NOT_SENT_REASONS)."""
+        if reason not in NOT_SENT_REASONS:
+            raise ValueError(
+                f"unknown not-sent reason {reason!r}; expected one of {NOT_SENT_REASONS}"
+            )
+        if n:
+            self.not_sent[reason] += n
 
     @property
     def in_flight(self) -> int:

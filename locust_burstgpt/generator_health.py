@@ -3,8 +3,9 @@
 Why: a generator that is CPU-bound sends late (coordinated omission) and times every byte late, so
 its latencies describe itself, not the server. Two signals, both per second of the run:
 
-* lateness (send - scheduled; trace arrival only): a second is *late* when most requests due in it
-  were sent more than ``LATE_S`` late;
+* lateness (send - scheduled; trace arrival only): a second is *late* when the p99 of the lateness
+  of the requests due in it is over ``LATE_S`` (more than 1 % of them were sent more than 50 ms
+  late), whatever the share of late seconds in the run;
 * loop lag, measured on every sending process by a greenlet that sleeps ``LoopLagProbe.INTERVAL_S``
   and notes how much later it woke: a second is *blocked* when the loop lost more than
   ``BLOCKED_SHARE`` of it.
@@ -12,8 +13,11 @@ its latencies describe itself, not the server. Two signals, both per second of t
 ``SUSTAIN_S`` such seconds in a row make the run untrustworthy. For blocked seconds the probe also
 notes the CPU its process used and the time it waited for one, to name the cause: its own work
 (CPU-bound), other processes holding the CPU (starved: the server under test on the same cores,
-say), or a call that does not yield (blocked). Late seconds without blocked ones name too few
-users or connections.
+say), or a call that does not yield (blocked). For late seconds every request says where its own
+lateness came from (``TurnResult.user_wait_s``: waiting for a Locust user, only with
+``--burstgpt-strict-curve``; ``connection_wait_s``: waiting for a free connection; the rest: the
+event loop), and the largest part names the cause. The live warning and the final verdict come from
+the same ``problems()``; a live warning is given again when later evidence changes its cause.
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ import gevent
 
 from locust_burstgpt.replay.results import TurnResult
 
-LATE_S = 0.1
-LATE_SHARE = 0.5
+LATE_S = 0.05  # a request sent later than this after its due time is late
+LATE_P99 = 0.99  # a second is late when this percentile of its lateness is over LATE_S
+DOMINANT_SHARE = 0.5  # a part of the lateness this large names the cause
 BLOCKED_SHARE = 0.3
 SUSTAIN_S = 3
 CPU_HINT_SHARE = (
@@ -179,13 +184,19 @@ def _streaks(seconds: list[int]) -> list[tuple[int, int]]:
 
 
 class ScheduleHealth:
-    """On the reporting process: per-second counts fed by request entries and the probes' lags."""
+    """On the reporting process: per-second lateness and its parts, fed by request results, and the
+    probes' loop lags; ``problems()`` is the one diagnosis, live and at the end."""
 
-    def __init__(self, arrival: str) -> None:
+    def __init__(self, arrival: str, strict: bool = False) -> None:
         self.arrival = arrival
+        self.strict = strict  # users capped at the curve: a request never sent waited for one
+        self.end_offset: float | None = None  # when the run was told to end (replay seconds)
         self._due: dict[int, int] = defaultdict(int)
-        self._late: dict[int, int] = defaultdict(int)
+        self._late: dict[int, int] = defaultdict(int)  # requests more than LATE_S late
         self._worst: dict[int, float] = defaultdict(float)
+        # where the lateness of late requests came from, per second: [lateness, waited for a user,
+        # waited for a connection, never sent]
+        self._parts: dict[int, list[float]] = {}
         # where the loop lost time (max over processes), where it matters: second -> (source,
         # [lost, cpu used, cpu waited, time observed, steal]) of the process that lost the most
         self._blocked: dict[int, tuple[str, list[Any]]] = {}
@@ -197,17 +208,49 @@ class ScheduleHealth:
         self._late_seconds: set[int] = set()
         self._blocked_seconds: set[int] = set()
 
+    def ended(self, offset: float) -> None:
+        """The run was told to end at replay time ``offset``: a request due before then and never
+        sent is as late as the schedule can get (it counts against it)."""
+        if self.end_offset is None:
+            self.end_offset = offset
+
     def add(self, result: TurnResult) -> None:
         """Count one request's lateness in the second it was due."""
-        lateness, due = result.lateness, result.scheduled_offset_s
-        if lateness is None or due is None:
+        due = result.scheduled_offset_s
+        if due is None or self.arrival == "saturate":
             return
+        if result.record is None:
+            # never sent: late by the time from its due time to the end, if it was due by then
+            # (a due time that depended on a reply that never came was never known: not counted)
+            if (
+                result.due_nominal
+                or result.not_sent_reason == "prompt_failed"
+                or self.end_offset is None
+                or due >= self.end_offset
+            ):
+                return
+            lateness, waited, unsent = self.end_offset - due, 0.0, True
+        else:
+            lateness, unsent = result.lateness, False
+            if lateness is None:
+                return
+            waited = result.user_wait_s or 0.0
         s = int(math.floor(due))
         self._due[s] += 1
         if lateness > LATE_S:
             self._late[s] += 1
             self._worst[s] = max(self._worst[s], lateness)
-        if self._late.get(s, 0) > LATE_SHARE * self._due[s]:
+            parts = self._parts.setdefault(s, [0.0, 0.0, 0.0, 0.0])
+            parts[0] += lateness
+            if unsent:
+                # with users capped at the curve it waited for one until the end
+                parts[1 if self.strict else 3] += lateness
+            else:
+                parts[1] += min(lateness, waited)
+                parts[2] += min(lateness, result.connection_wait_s or 0.0)
+        n = self._due[s]
+        # p99 (inverted CDF) of n values is over LATE_S when more than n - ceil(0.99 n) are
+        if self._late.get(s, 0) > n - math.ceil(LATE_P99 * n):
             self._late_seconds.add(s)
         else:
             self._late_seconds.discard(s)
@@ -247,8 +290,8 @@ class ScheduleHealth:
         return held[1][0] if held else 0.0
 
     def late_streaks(self) -> list[tuple[int, int]]:
-        if self.arrival != "trace":
-            return []  # saturate mode releases everything at once: lateness is waiting for a user
+        if self.arrival == "saturate":
+            return []  # saturate mode has no schedule to keep
         return [r for r in _streaks(list(self._late_seconds)) if r[1] - r[0] + 1 >= SUSTAIN_S]
 
     def blocked_streaks(self) -> list[tuple[int, int]]:
@@ -280,9 +323,18 @@ class ScheduleHealth:
 
     def problems(self) -> list[str]:
         """Plain sentences, one per kind of trouble; empty when the generator kept up."""
+        return [text for _key, text in self.diagnosis()]
+
+    def diagnosis(self) -> list[tuple[str, str]]:
+        """``(kind:cause, sentence)`` per kind of trouble: the live warning and the final verdict
+        both come from here, and the key tells when later evidence changed a cause."""
         late, blocked = self.late_streaks(), self.blocked_streaks()
-        out = []
+        out: list[str] = []
+        keys: list[str] = []
         if blocked:
+            keys.append(
+                "blocked:" + self._cause([s for a, b in blocked for s in range(a, b + 1)])["cause"]
+            )
             seconds = [s for a, b in blocked for s in range(a, b + 1)]
             worst = max(self._lost(s) for s in seconds)
             lost = (
@@ -325,34 +377,94 @@ class ScheduleHealth:
                 )
         if late:
             seconds = [s for a, b in late for s in range(a, b + 1)]
-            worst_late = max(self._worst.get(s, 0.0) for s in seconds)
-            lost = max(self._lost(s) for s in seconds)
-            if blocked:
-                cause = ""
-            elif lost >= CPU_HINT_SHARE:
-                cause = (
-                    f"; the load process was short of CPU (its event loop lost up to {min(lost, 1.0):.0%} "
-                    "of those seconds): use more processes, or a less busy machine"
-                )
-            else:
-                cause = "; the event loop was not blocked, so free users or connections ran out: raise --burstgpt-headroom"
-            out.append(
-                f"the schedule was not kept: most requests due in {_span(late)} were sent more than "
-                f"{LATE_S * 1000:.0f} ms late (worst {worst_late:.2f} s){cause}"
+            keys.append("late:" + self.late_cause(seconds)["cause"])
+            out.append(self._late_problem(late, bool(blocked)))
+        return list(zip(keys, out, strict=True))
+
+    def late_cause(self, seconds: list[int]) -> dict[str, Any]:
+        """Where the lateness of the late requests of ``seconds`` came from, and the cause it names:
+        ``users`` (waited for a Locust user), ``connections`` (waited for a free connection), else
+        the event loop's own: ``cpu``/``starved``/``stolen``/``blocked`` from the probe's evidence,
+        or ``loop`` when the probe saw no lost time."""
+        total = user = conn = unsent = 0.0
+        for s in seconds:
+            parts = self._parts.get(s)
+            if parts is not None:
+                total, user, conn = total + parts[0], user + parts[1], conn + parts[2]
+                unsent += parts[3]
+        loop = max(0.0, total - user - conn - unsent)
+        shares = {
+            "user_wait_share": round(user / total, 3) if total else None,
+            "connection_wait_share": round(conn / total, 3) if total else None,
+            "unsent_share": round(unsent / total, 3) if total else None,
+            "loop_share": round(loop / total, 3) if total else None,
+        }
+        if total and user / total >= DOMINANT_SHARE:
+            cause = "users"
+        elif total and conn / total >= DOMINANT_SHARE:
+            cause = "connections"
+        elif total and unsent / total >= DOMINANT_SHARE:
+            cause = "unsent"
+        elif max((self._lost(s) for s in seconds), default=0.0) >= CPU_HINT_SHARE:
+            cause = self._cause(seconds)["cause"]
+        else:
+            cause = "loop"
+        return {"cause": cause, **shares}
+
+    def _late_problem(self, late: list[tuple[int, int]], blocked: bool) -> str:
+        seconds = [s for a, b in late for s in range(a, b + 1)]
+        worst = max(self._worst.get(s, 0.0) for s in seconds)
+        why = self.late_cause(seconds)
+        cause = why["cause"]
+        if cause == "users":
+            text = (
+                f"they waited for a free Locust user ({why['user_wait_share']:.0%} of the lateness): "
+                "--burstgpt-strict-curve caps users at the trace's concurrency; drop it, or raise "
+                "--burstgpt-headroom"
             )
-        return out
+        elif cause == "unsent":
+            text = (
+                f"they were still unsent when the run ended ({why['unsent_share']:.0%} of the "
+                "lateness): the run was stopped (--run-time, or by hand) while they were due"
+            )
+        elif cause == "connections":
+            text = (
+                f"they waited for a free connection of the client's pool "
+                f"({why['connection_wait_share']:.0%} of the lateness)"
+            )
+        elif cause in ("cpu", "starved", "stolen", "blocked", "starved_or_blocked"):
+            lost = max(self._lost(s) for s in seconds)
+            text = (
+                f"the load generator's event loop was late ({why['loop_share']:.0%} of the lateness; "
+                f"it lost up to {min(lost, 1.0):.0%} of those seconds): "
+                + _ADVICE[cause]
+                + (" (see above)" if blocked else "")
+            )
+        else:
+            text = (
+                f"the event loop sent them late ({why['loop_share']:.0%} of the lateness) although "
+                "its probe saw no blocked second: a busy load process; use more processes, or a "
+                "less busy machine"
+            )
+        return (
+            f"the schedule was not kept: in {_span(late)} more than 1 % of the requests due were "
+            f"sent more than {LATE_S * 1000:.0f} ms late (worst {worst:.2f} s); {text}"
+        )
 
     def summary(self) -> dict[str, Any]:
-        blocked = self.blocked_streaks()
+        blocked, late = self.blocked_streaks(), self.late_streaks()
         return {
-            "late_seconds": [list(r) for r in self.late_streaks()],
+            "late_seconds": [list(r) for r in late],
+            "late_causes": [
+                {"seconds": list(r), **self.late_cause(list(range(r[0], r[1] + 1)))} for r in late
+            ],
             "blocked_seconds": [list(r) for r in blocked],
             "blocked_causes": [
                 {"seconds": list(r), **self._cause(list(range(r[0], r[1] + 1)))} for r in blocked
             ],
             "thresholds": {
                 "late_s": LATE_S,
-                "late_share": LATE_SHARE,
+                "late_percentile": LATE_P99,
                 "blocked_share": BLOCKED_SHARE,
                 "sustain_s": SUSTAIN_S,
                 "own_cpu_share": OWN_CPU_SHARE,
@@ -360,6 +472,36 @@ class ScheduleHealth:
                 "stolen_share": STOLEN_SHARE,
             },
         }
+
+
+class LiveWarnings:
+    """What the run has said so far: a kind of trouble is told once, and again when later evidence
+    names another cause for it (the final verdict says what the last warning said)."""
+
+    def __init__(self) -> None:
+        self._said: dict[str, str] = {}  # kind of trouble -> the cause last said
+
+    def news(self, diagnosis: list[tuple[str, str]]) -> list[str]:
+        """The warnings to give now, from ``ScheduleHealth.diagnosis()``."""
+        out = []
+        for key, problem in diagnosis:
+            kind, _, cause = key.partition(":")
+            said = self._said.get(kind)
+            if said != cause:
+                self._said[kind] = cause
+                again = " (the cause changed with later evidence)" if said is not None else ""
+                out.append(f"UNTRUSTWORTHY RUN so far{again}: {problem}")
+        return out
+
+
+_ADVICE = {
+    "cpu": "it was CPU-bound; use more processes (--processes N, or more workers)",
+    "starved": "other processes on this machine had the CPU; give the generator cores of its own",
+    "stolen": "the host of this virtual machine took its CPU; use a machine whose CPUs are not "
+    "oversubscribed",
+    "blocked": "a call that does not yield to gevent held the loop",
+    "starved_or_blocked": "other processes had the CPU, or a call that does not yield held the loop",
+}
 
 
 def _span(runs: list[tuple[int, int]]) -> str:

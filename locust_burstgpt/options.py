@@ -216,6 +216,13 @@ def _slo(value: Any, o: OptionSpec) -> str | None:
     return text
 
 
+def _overrun(value: Any, o: OptionSpec) -> float | None:
+    """Seconds, or None for the default (the window's length, at least 60 s)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return _non_negative(value, o)
+
+
 def _flag(value: Any, o: OptionSpec) -> bool:
     return bool(value)
 
@@ -277,11 +284,21 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "--burstgpt-headroom",
         1.25,
-        "Users = ceil(trace concurrency x headroom), so replies slower than "
-        "the trace's recorded ones still find a free user",
+        "Users = ceil(c x headroom), c the larger of the trace's concurrency and the "
+        "conversations in progress (plus those starting within the next tick), so a slower server "
+        "shows as more users",
         type=float,
         metavar="H",
         parse=_headroom,
+    ),
+    OptionSpec(
+        "--burstgpt-strict-curve",
+        False,
+        "Cap users at the trace's concurrency x headroom: a conversation due when no user is free "
+        "waits for one, and that wait is measured as lateness (default: users grow with the "
+        "conversations in progress and none waits)",
+        type=bool,
+        parse=_flag,
     ),
     OptionSpec(
         "--burstgpt-arrival",
@@ -358,12 +375,22 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "--burstgpt-drain-timeout",
         30.0,
-        "When the window ends or the test stops, seconds to let "
-        "requests in flight finish before they are recorded as cancelled",
+        "When the run ends, seconds to let requests in flight finish before they are recorded "
+        "as cancelled",
         type=float,
         metavar="S",
         parse=_non_negative,
         setting="drain_timeout_s",
+    ),
+    OptionSpec(
+        "--burstgpt-overrun",
+        "",
+        "After the window's end, seconds to go on sending the turns a server slower than the "
+        "trace pushed past it; turns still unsent then are recorded as not sent (window_ended); "
+        "empty: the window's length, at least 60 s",
+        metavar="S",
+        parse=_overrun,
+        setting="overrun_s",
     ),
     OptionSpec(
         "--burstgpt-retry",

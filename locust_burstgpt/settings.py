@@ -50,7 +50,13 @@ class ReplaySettings:
     slo_spec: SLOSpec = field(default_factory=lambda: SLOSpec(()))
     retry: int = 0  # resends of a 429/503 answer; 0: off
     reassign_lost: bool = False
+    strict_curve: bool = False  # users capped at the curve; conversations may wait for one
+    overrun_s: float | None = None  # None: the window's length, at least 60 s
     api_key: str | None = field(default=None, repr=False)
+
+    def overrun_for(self, window_s: float) -> float:
+        """How long after the window's end turns pushed past it are still sent."""
+        return self.overrun_s if self.overrun_s is not None else max(60.0, window_s)
 
     def public_dict(self) -> dict[str, Any]:
         """JSON-able settings without secrets (for reports and logs)."""

@@ -82,3 +82,63 @@ def percentile(values: list[float], q: float) -> float:
     s = sorted(values)
     k = max(0, min(len(s) - 1, int(-(-q / 100 * len(s) // 1)) - 1))
     return s[k]
+
+
+def run_master_and_workers(
+    tmp: Path,
+    host: str,
+    workers: int,
+    *args: str,
+    timeout: float = 180,
+    locustfile: Path = INSTRUMENTED,
+) -> LocustRun:
+    """An explicit ``--master`` and ``workers`` ``--worker`` processes on 127.0.0.1 (as across
+    hosts), the same arguments for all; the master's output is the run's."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dump = tmp / "dump"
+    env = {**os.environ, "BURSTGPT_TEST_DUMP": str(dump), "PYTHONUNBUFFERED": "1"}
+    common = [sys.executable, "-m", "locust", "-f", str(locustfile), "--loglevel", "INFO", *args]
+    procs = [
+        subprocess.Popen(
+            [*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        for _ in range(workers)
+    ]
+    try:
+        master = subprocess.run(
+            [
+                *common,
+                "--headless",
+                "--only-summary",
+                "--master",
+                "--master-bind-host",
+                "127.0.0.1",
+                "--master-bind-port",
+                str(port),
+                "--expect-workers",
+                str(workers),
+                "--host",
+                host,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
+        for p in procs:
+            p.wait(timeout=30)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    dumps = [json.loads(Path(p).read_text()) for p in sorted(glob.glob(f"{dump}.*.json"))]
+    return LocustRun(master.returncode, master.stdout + master.stderr, dumps)

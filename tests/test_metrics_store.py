@@ -114,3 +114,22 @@ def test_length_fidelity_from_the_record_targets() -> None:
     assert length["prompt_as_built_fraction"] == 1.0
     assert length["completion_exact_fraction"] == 0.5
     assert length["completion_mean_ratio"] == pytest.approx((1.0 + 0.8) / 2)
+
+
+def test_length_fidelity_against_the_trace_and_against_adjusted_targets_apart() -> None:
+    store = MetricsStore()
+    # the trace asked 20 prompt tokens; the chat template's minimum is 31, so the target was raised
+    raised = rec(1, sent=0.0, ttft=0.1, itl=0.01, n=10, target_prompt_tokens=31)
+    raised.prompt_tokens = 31
+    exact = rec(2, sent=0.0, ttft=0.1, itl=0.01, n=10, target_prompt_tokens=100)
+    exact.prompt_tokens = 100
+    store.record("A", raised, trace_prompt_tokens=20)
+    store.record("A", exact, trace_prompt_tokens=100)
+    length = store.summary()["A"]["length"]
+    assert length["prompt_trace_fraction"] == 0.5  # only one prompt is the trace's size
+    assert length["prompt_exact_fraction"] == 1.0  # both are the size asked for
+    assert (length["prompt_adjusted"], length["prompt_adjusted_exact"]) == (1, 1)
+    from locust_burstgpt.report.console import length_line
+
+    line = length_line({"All": store.summary()["All"]})
+    assert "the trace's for 50.0 % of 2 ok requests" in line and "1 had an adjusted target" in line

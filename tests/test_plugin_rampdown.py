@@ -33,11 +33,13 @@ def trace(tmp_path):
 
 
 def test_users_removed_while_requests_stream(slow_sim, trace, tmp_path):
+    # users capped at the curve (by default they would grow with the conversations in progress)
     run = run_locust(
         tmp_path,
         slow_sim.base_url,
         "--burstgpt-trace",
         str(trace),
+        "--burstgpt-strict-curve",
         "--burstgpt-window",
         "100+13s",
         "--burstgpt-report",
@@ -70,12 +72,14 @@ def test_window_end_without_drain_records_cancelled(slow_sim, trace, tmp_path):
         str(trace),
         "--burstgpt-window",
         "100+11s",
+        "--burstgpt-overrun",
+        "0",
         "--burstgpt-drain-timeout",
         "0",
         "--burstgpt-report",
         str(tmp_path / "report"),
     )
-    assert run.returncode == 0, run.output[-3000:]
+    assert run.returncode == 1, run.output[-3000:]  # a cancelled request is a failure
     ledger = run.by_role("local")[0]["ledger"]
     # the request sent at 10 s streams for ~2 s; the window ends at 11 s with no drain time
     assert ledger["scheduled"] == ledger["sent"] == 7

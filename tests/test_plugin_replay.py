@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import pytest
 
-from tests.plugin_runs import LocustRun, percentile, run_locust
+from tests.plugin_runs import LocustRun, percentile, run_locust, run_master_and_workers
 
 # The whole 400-row slice (11.5 h) replayed 5000x faster: ~8 s, ~50 requests/s in bursts. The window
 # runs 5.7 s (scaled) past the last row, so every conversation ends before the window does.
@@ -136,6 +136,27 @@ def test_two_processes_split_conversations(single_run, sim_proxy, tmp_path):
     per_worker = [{r["conversation"] for r in w["records"]} for w in workers]
     assert per_worker[0].isdisjoint(per_worker[1])
     assert "Reconciliation" in run.output and "balances" in run.output
+    _distributed_timing_as_one_process(run, single)
+
+
+def _distributed_timing_as_one_process(run: LocustRun, single: LocustRun) -> None:
+    """Workers keep the schedule as well as one process does (no late sends around each second)."""
+    late = [r["sent"] - r["scheduled"] for r in run.records]
+    alone = [r["sent"] - r["scheduled"] for r in single.records]
+    p99, p99_alone = percentile(late, 99), percentile(alone, 99)
+    assert p99 < 0.020, f"lateness p99 {p99 * 1000:.1f} ms (one process: {p99_alone * 1000:.1f} ms)"
+
+
+def test_master_and_two_workers_keep_the_schedule(single_run, sim_proxy, tmp_path):
+    single, _ = single_run
+    run = run_master_and_workers(
+        tmp_path, sim_proxy.base_url, 2, "--burstgpt-window", WINDOW, "--burstgpt-speedup", SPEEDUP
+    )
+    assert run.returncode == 0, run.output[-4000:]
+    assert len(run.by_role("worker")) == 2
+    ledger = run.ledger()
+    assert ledger["scheduled"] == ledger["sent"] == single.ledger()["sent"]
+    _distributed_timing_as_one_process(run, single)
 
 
 def test_invalid_option_exits_2_before_load(tmp_path):

@@ -134,3 +134,39 @@ def test_server_values_add_counter_deltas_and_keep_newer_gauges():
     assert rows[3]["server_prompt_tokens"] == 120.0 and rows[3]["server_running"] == 2.0
     assert rows[3]["server_waiting"] == 1.0 and rows[4]["server_waiting"] == 0.0
     assert rows[4]["server_prompt_tokens"] is None
+
+
+def test_output_tokens_are_booked_in_the_seconds_their_chunks_arrived():
+    # one request streaming 10 tokens over seconds 2, 3 and 4 (chunk times in ms after the send)
+    sent = EPOCH + 2.5
+    chunk_ms = [100, 200, 300, 400, 600, 800, 1100, 1300, 1600, 1700]  # 2.6..4.2 s
+    result = result_of(
+        {
+            "sent_at": sent,
+            "lateness": 0.0,
+            "ttft": 0.1,
+            "last_byte_at": sent + 1.7,
+            "chunk_ms": chunk_ms,
+            "completion_tokens": 10,
+            "scheduled_offset_s": 2.5,
+        }
+    )
+    t = Timeline(EPOCH)
+    t.add(result)
+    tokens = {r["second"]: r["output_tokens"] for r in t.rows()}
+    assert (tokens[2], tokens[3], tokens[4]) == (4, 4, 2)
+    # usage counts more tokens than chunks (a server that coalesces): spread over the chunks
+    coalesced = result_of(
+        {
+            "sent_at": sent,
+            "ttft": 0.1,
+            "last_byte_at": sent + 1.7,
+            "chunk_ms": chunk_ms,
+            "completion_tokens": 25,
+            "scheduled_offset_s": 2.5,
+        }
+    )
+    t = Timeline(EPOCH)
+    t.add(coalesced)
+    tokens = {r["second"]: r["output_tokens"] for r in t.rows()}
+    assert (tokens[2], tokens[3], tokens[4]) == (12, 9, 4)  # 3 tokens in the first 5 chunks

@@ -156,7 +156,8 @@ class StubScraper:  # hands out counter deltas, as ServerMetricsScraper.scrape d
         return self.results.pop(0)
 
 report = RunReport(1000.0, None, {})
-role = SimpleNamespace(report=report, ticks=[], health=None, environment=SimpleNamespace(runner=None))
+role = SimpleNamespace(report=report, ticks=[], health=None, environment=SimpleNamespace(runner=None),
+                       in_progress=lambda: 0)
 sampler = _feed.SecondSampler(role, StubScraper())
 sampler.stop()
 for now in (1005.02, 1005.40):  # the loop's last scrape, then finish_run's

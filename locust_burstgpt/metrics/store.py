@@ -41,6 +41,10 @@ _COUNTERS = (
     "completion_checked",
     "completion_exact",
     "cancelled",
+    "prompt_trace_checked",
+    "prompt_trace_exact",
+    "prompt_adjusted",
+    "prompt_adjusted_exact",
 )
 _FLOATS = ("completion_ratio_sum",)
 
@@ -81,7 +85,11 @@ class ClassMetrics:
         self.last_byte_wall = -math.inf
 
     def add(
-        self, r: RequestRecord, recorded_elapsed_s: float | None, slo: PerRequestSLO | None
+        self,
+        r: RequestRecord,
+        recorded_elapsed_s: float | None,
+        slo: PerRequestSLO | None,
+        trace_prompt_tokens: int | None = None,
     ) -> None:
         c, h = self.counters, self.hist
         c["requests"] += 1
@@ -113,9 +121,11 @@ class ClassMetrics:
         e2e = r.e2e
         if recorded_elapsed_s and recorded_elapsed_s > 0 and e2e is not None:
             h["e2e_ratio"].add(e2e / recorded_elapsed_s)
-        self._fidelity(r)
+        self._fidelity(r, trace_prompt_tokens)
 
-    def _fidelity(self, r: RequestRecord) -> None:
+    def _fidelity(self, r: RequestRecord, trace_prompt: int | None) -> None:
+        """Realized lengths against the trace's and against the target actually asked for (the
+        trace's, unless raised to the chat template's minimum or clipped to the context)."""
         c = self.counters
         target_p = r.target_prompt_tokens
         expected_p = r.expected_prompt_tokens
@@ -124,6 +134,12 @@ class ClassMetrics:
             if target_p is not None:
                 c["prompt_checked"] += 1
                 c["prompt_exact"] += int(r.prompt_tokens == target_p)
+            if trace_prompt is not None:
+                c["prompt_trace_checked"] += 1
+                c["prompt_trace_exact"] += int(r.prompt_tokens == trace_prompt)
+                if target_p is not None and target_p != trace_prompt:
+                    c["prompt_adjusted"] += 1
+                    c["prompt_adjusted_exact"] += int(r.prompt_tokens == target_p)
             if expected_p is not None:
                 c["expected_checked"] += 1
                 c["expected_exact"] += int(r.prompt_tokens == expected_p)
@@ -182,7 +198,15 @@ class ClassMetrics:
                 "per_s": c["good"] / duration if duration else None,
             }
         out["length"] = {
+            # == the target asked for (the trace's, or the adjusted one below)
             "prompt_exact_fraction": _ratio(c["prompt_exact"], c["prompt_checked"]),
+            # == the trace's own Request tokens
+            "prompt_trace_fraction": _ratio(c["prompt_trace_exact"], c["prompt_trace_checked"]),
+            "prompt_checked": c["prompt_trace_checked"] or c["prompt_checked"],
+            # targets that differ from the trace (raised to the chat template's minimum, or clipped
+            # to the model's context), and how many of those prompts equal their adjusted target
+            "prompt_adjusted": c["prompt_adjusted"],
+            "prompt_adjusted_exact": c["prompt_adjusted_exact"],
             "prompt_as_built_fraction": _ratio(c["expected_exact"], c["expected_checked"]),
             "completion_exact_fraction": _ratio(c["completion_exact"], c["completion_checked"]),
             "completion_mean_ratio": _ratio(
@@ -200,13 +224,18 @@ class MetricsStore:
         self.classes: dict[str, ClassMetrics] = {}
 
     def record(
-        self, label: str, record: RequestRecord, recorded_elapsed_s: float | None = None
+        self,
+        label: str,
+        record: RequestRecord,
+        recorded_elapsed_s: float | None = None,
+        trace_prompt_tokens: int | None = None,
     ) -> None:
-        """Account one finished request under ``label``."""
+        """Account one finished request under ``label`` (``trace_prompt_tokens``: the trace's
+        Request tokens of the turn it replays, for length fidelity against the trace)."""
         cm = self.classes.get(label)
         if cm is None:
             cm = self.classes[label] = ClassMetrics()
-        cm.add(record, recorded_elapsed_s, self.slo)
+        cm.add(record, recorded_elapsed_s, self.slo, trace_prompt_tokens)
 
     def total(self) -> ClassMetrics:
         """All classes together."""

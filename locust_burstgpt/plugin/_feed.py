@@ -18,6 +18,7 @@ import gevent
 from gevent.queue import SimpleQueue
 
 from locust_burstgpt.client import Outcome
+from locust_burstgpt.generator_health import LiveWarnings
 from locust_burstgpt.replay import Ledger, ReplayObserver, TurnResult
 from locust_burstgpt.replay.messages import Entries
 
@@ -28,8 +29,9 @@ SHIP_INTERVAL_S = 1.0
 
 class LocustEvents(ReplayObserver):
     """Every attempt into Locust's statistics (so ``--csv``/``--html`` keep working; E2E as the response
-    time, output tokens as the size), and every scheduled request's result to
-    ``environment.events.burstgpt_request``."""
+    time, output tokens as the size; every outcome but ``ok`` is a failure there, cancelled ones
+    included, so a run with requests that got no complete reply exits 1 unless an SLO gate decides),
+    and every scheduled request's result to ``environment.events.burstgpt_request``."""
 
     def __init__(self, environment: Any) -> None:
         self.environment = environment
@@ -39,7 +41,7 @@ class LocustEvents(ReplayObserver):
         self._request(result)
 
     def on_result(self, result: TurnResult) -> None:
-        if result.record is not None and result.record.outcome != Outcome.CANCELLED:
+        if result.record is not None:  # a cancelled request is a failure too: no complete reply
             self._request(result)
         self.hook.fire(result=result, environment=self.environment)
 
@@ -107,12 +109,16 @@ class EntryShipper(ReplayObserver):
         self.runner = runner
         self.ledger = ledger
         self.probe: Any = None  # generator_health.LoopLagProbe: its per-second loop lag rides along
+        self.in_progress: Callable[[], int] = lambda: 0
         self.buffer: list[dict[str, Any]] = []
         self._greenlet: gevent.Greenlet | None = None
 
-    def start(self, probe: Any = None) -> None:
-        """Ship every second from now on."""
+    def start(self, probe: Any = None, in_progress: Callable[[], int] | None = None) -> None:
+        """Ship every second from now on (with the probe's loop lag and the conversations in
+        progress, for the master's shape)."""
         self.probe = probe
+        if in_progress is not None:
+            self.in_progress = in_progress
         self._greenlet = gevent.spawn(self._loop)
 
     def on_result(self, result: TurnResult) -> None:
@@ -126,7 +132,7 @@ class EntryShipper(ReplayObserver):
     def flush(self) -> None:
         batch, self.buffer = self.buffer, []
         lags = self.probe.take() if self.probe is not None else []
-        message = Entries(batch, self.ledger, lags)
+        message = Entries(batch, self.ledger, lags, self.in_progress())
         self.runner.send_message(Entries.TYPE, message.to_data())
 
     def close(self) -> None:
@@ -143,7 +149,7 @@ class SecondSampler:
     def __init__(self, role: Any, scraper: Any = None) -> None:
         self.role = role  # _roles.ReportingRole
         self.scraper = scraper
-        self._warned: set[str] = set()
+        self._warnings = LiveWarnings()
         self._greenlet = gevent.spawn(self._loop)
 
     def _loop(self) -> None:
@@ -157,9 +163,15 @@ class SecondSampler:
         report = self.role.report
         second = int(math.floor(time.time() - report.epoch_wall)) - 1  # the second just ended
         ticks = self.role.ticks
-        target = ticks[-1].target if ticks else None
+        tick = ticks[-1] if ticks else None
         runner = self.role.environment.runner
-        report.timeline.note_target(second, target, runner.user_count if runner else None)
+        report.timeline.note_target(
+            second,
+            tick.target if tick else None,
+            runner.user_count if runner else None,
+            tick.curve if tick else None,
+            self.role.in_progress(),
+        )
         if self.scraper is not None:
             values = self.scraper.scrape()
             if values:
@@ -168,18 +180,16 @@ class SecondSampler:
         report.flush()
 
     def check_health(self) -> None:
-        """Say at once (not only at the end) when the generator stops keeping up."""
+        """Say at once (not only at the end) when the generator stops keeping up, and again when
+        later evidence names another cause: the same diagnosis the final verdict gives."""
         health = self.role.health
         if health is None:
             return
         probe = getattr(self.role, "probe", None)
         if probe is not None:
             health.note_lags(probe.take())
-        for problem in health.problems():
-            kind = problem.split(":", 1)[0]
-            if kind not in self._warned:
-                self._warned.add(kind)
-                log.warning("UNTRUSTWORTHY RUN so far: %s", problem)
+        for line in self._warnings.news(health.diagnosis()):
+            log.warning("%s", line)
 
     def stop(self) -> None:
         """No more samples from the loop (the final one is taken by the caller)."""

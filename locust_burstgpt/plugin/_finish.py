@@ -88,11 +88,11 @@ def summary_document(
 
 def live_summary(role: ReportingRole) -> dict[str, Any]:
     """The summary document as of now (the final one once the run ended)."""
+    if role.final_summary is not None:
+        return role.final_summary
     ledger = role.books()
-    duration = max(1e-9, time.time() - role.report.epoch_wall)
-    verdict = role.final_verdict or evaluate(
-        role.settings.slo_spec, role.report.metrics, duration, role.live_problems()
-    )
+    duration = role.duration_s()
+    verdict = evaluate(role.settings.slo_spec, role.report.metrics, duration, role.live_problems())
     return summary_document(role, ledger, verdict, duration)
 
 
@@ -105,7 +105,7 @@ def finish_run(role: ReportingRole) -> None:
         role.sampler.sample()
         role.sampler.close()
     ledger = role.run_ledger()
-    duration = max(1e-9, time.time() - report.epoch_wall)
+    duration = role.final_duration_s = max(1e-9, time.time() - report.epoch_wall)
     summary = report.metrics.summary(duration_s=duration)
     verdict = evaluate(
         role.settings.slo_spec, report.metrics, duration, trust_problems(role, ledger)
@@ -115,9 +115,10 @@ def finish_run(role: ReportingRole) -> None:
     role.final_verdict = verdict
     warnings = run_warnings(role)
     report.close()
+    role.final_summary = summary_document(role, ledger, verdict, duration)
     if report.dir is not None:
         report.timeline.write_csv(report.dir / "timeline.csv")
-        report.write_json("summary.json", summary_document(role, ledger, verdict, duration))
+        report.write_json("summary.json", role.final_summary)
         try:
             from locust_burstgpt.report.charts import write_report_png
 

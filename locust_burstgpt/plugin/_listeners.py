@@ -14,6 +14,7 @@ from locust import events
 from locust.event import EventHook
 
 from locust_burstgpt import options
+from locust_burstgpt.plugin._locust_fixes import cache_default_args
 from locust_burstgpt.plugin._roles import exit_on_bad_options
 from locust_burstgpt.plugin._state import state_of
 from locust_burstgpt.settings import OptionError
@@ -32,6 +33,7 @@ def _add_options(parser: Any, **_kw: Any) -> None:
 
 @events.init.add_listener
 def _on_init(environment: Any, **_kw: Any) -> None:
+    cache_default_args()
     if not hasattr(environment.events, "burstgpt_request"):  # an Environment with its own Events
         environment.events.burstgpt_request = EventHook()
     state = state_of(environment)

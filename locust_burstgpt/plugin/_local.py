@@ -48,10 +48,17 @@ class LocalRole(SendingRole, ReportingRole):
         replay.start()
         self.replay_ready.set()
 
+    def in_progress(self) -> int:
+        return self.replay.dispatcher.in_progress if self.replay is not None else 0
+
+    def all_ended(self) -> bool:
+        return self.replay is not None and self.replay.ledger.balances()
+
     def live_ledger(self) -> Ledger:
         return self.replay.ledger if self.replay is not None else Ledger()
 
     def test_stopping(self) -> None:
+        self.note_end()
         self.stop_sending(self.end_reason or "stopped")
         if self.sink is not None:
             self.sink.close()

@@ -146,8 +146,8 @@ class WorkerWatch:
                     meta = TurnMeta.of(
                         conv, conv.turns[k], label, f"lost-{client_id[-8:]}-{conv.id}-{k}"
                     )
-                    due = float(offsets[i]) if k == 0 else None
-                    master.report.add(not_sent(meta, LOST_REASON, due))
+                    due = float(offsets[i]) if k == 0 else conv.turns[k].trace_offset_s
+                    master.report.add(not_sent(meta, LOST_REASON, due, nominal=k > 0))
         last = master.live_worker_ledgers.get(client_id) or Ledger()
         ledger = Ledger(
             scheduled=scheduled,
@@ -161,6 +161,7 @@ class WorkerWatch:
             conversations_started=min(len(kept), last.conversations_started),
             retries=last.retries,
             sent_by_class=Counter(books.sent_by_class),
+            unheld_sends=last.unheld_sends,
         )
         master.lost_workers[client_id] = ledger
         books.indices = kept

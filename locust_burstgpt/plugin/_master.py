@@ -38,6 +38,7 @@ class MasterRole(ReportingRole):
         self.assigned: dict[str, int] = {}  # worker -> conversations assigned
         self.worker_ledgers: dict[str, Ledger] = {}  # final books, per worker
         self.live_worker_ledgers: dict[str, Ledger] = {}  # latest books shipped with results
+        self.worker_in_progress: dict[str, int] = {}  # latest conversations in progress, per worker
         self.lost_workers: dict[str, Ledger] = {}
         self.lost_info: dict[str, dict] = {}  # when and why each was lost
         self.revived_workers: set[str] = set()  # declared lost, then heard from again
@@ -86,6 +87,7 @@ class MasterRole(ReportingRole):
         )
 
     def test_stopping(self) -> None:
+        self.note_end()
         runner = self.environment.runner
         reason = self.end_reason or "stopped"
         alive = [
@@ -124,6 +126,7 @@ class MasterRole(ReportingRole):
             return
         entries = Entries.from_data(msg.data)
         self.live_worker_ledgers[msg.node_id] = entries.ledger
+        self.worker_in_progress[msg.node_id] = entries.in_progress
         if self.health is not None:
             self.health.note_lags(entries.loop_lag, msg.node_id)
         if self.report is None:
@@ -140,6 +143,21 @@ class MasterRole(ReportingRole):
         gevent.spawn(self.environment.runner.quit)
 
     # -- the books -----------------------------------------------------------------------------
+    def in_progress(self) -> int:
+        return sum(n for cid, n in self.worker_in_progress.items() if cid not in self.lost_workers)
+
+    def all_ended(self) -> bool:
+        """Every assigned worker's latest books balance (or it was lost and accounted)."""
+        if not self.assigned:
+            return False
+        for client_id in self.assigned:
+            if client_id in self.lost_workers:
+                continue
+            led = self.worker_ledgers.get(client_id) or self.live_worker_ledgers.get(client_id)
+            if led is None or not led.balances():
+                return False
+        return True
+
     def run_ledger(self) -> Ledger:
         """The sum of every worker's final books and the rebuilt books of lost workers."""
         total = Ledger()

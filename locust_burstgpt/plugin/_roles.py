@@ -35,6 +35,8 @@ class TickSample:
     t: float
     target: int
     wall: float
+    curve: int | None = None  # what the trace's concurrency alone asked for
+    in_progress: int | None = None  # conversations in progress at the tick
 
 
 class Role:
@@ -149,9 +151,27 @@ class ReportingRole(Role):
         self.finished = False
         self.final_ledger: Ledger | None = None
         self.final_verdict: Any = None
+        self.final_summary: dict | None = None
+        self.final_duration_s: float | None = None
 
-    def note_tick(self, t: float, target: int) -> None:
-        self.ticks.append(TickSample(t, target, time.time()))
+    def duration_s(self) -> float:
+        """Seconds since the replay's start; frozen when the run ends."""
+        if self.final_duration_s is not None:
+            return self.final_duration_s
+        return max(1e-9, time.time() - self.report.epoch_wall)
+
+    def note_tick(
+        self, t: float, target: int, curve: int | None = None, in_progress: int | None = None
+    ) -> None:
+        self.ticks.append(TickSample(t, target, time.time(), curve, in_progress))
+
+    def in_progress(self) -> int:
+        """Conversations in progress now (on every sending process)."""
+        raise NotImplementedError
+
+    def all_ended(self) -> bool:
+        """Every scheduled request has ended (sent with an outcome, or not sent)."""
+        raise NotImplementedError
 
     def start_report(self) -> None:
         from locust_burstgpt.plugin._feed import SecondSampler
@@ -164,7 +184,7 @@ class ReportingRole(Role):
             if k in ("ttft", "tpot", "e2e")
         }
         self.report = RunReport(self.epoch_wall, settings.report_dir, limits)
-        self.health = ScheduleHealth(settings.arrival)
+        self.health = ScheduleHealth(settings.arrival, strict=settings.strict_curve)
         self.sampler = SecondSampler(self, self._scraper())
 
     def _scraper(self) -> Any:
@@ -177,6 +197,11 @@ class ReportingRole(Role):
         url = settings.server_metrics or server_root(host) + "/metrics"
         key = settings.api_key if same_origin(url, host) else None  # the key stays with --host
         return ServerMetricsScraper(url, key, verify_tls=not settings.insecure)
+
+    def note_end(self) -> None:
+        """The run is ending now: requests due before now and never sent count as late."""
+        if self.health is not None and self.epoch_wall is not None:
+            self.health.ended(time.time() - self.epoch_wall)
 
     def account(self, result: TurnResult) -> None:
         """One request's end into the run report and the generator's health check."""
@@ -254,9 +279,16 @@ class ReportingRole(Role):
         }
 
     def finish(self) -> None:
+        from locust.stats import CSV_STATS_INTERVAL_SEC
+
         from locust_burstgpt.plugin._finish import finish_run
 
         finish_run(self)
+        if getattr(self.environment.parsed_options, "csv_prefix", None):
+            # Locust's --csv writer rewrites its files once per interval and not again at exit:
+            # let it run once more, so the files hold the requests accounted at the very end
+            # (those cancelled at the drain's end, say)
+            gevent.sleep(CSV_STATS_INTERVAL_SEC + 0.1)
 
 
 def exit_on_bad_options(message: str) -> None:

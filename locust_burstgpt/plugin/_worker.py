@@ -103,6 +103,6 @@ class WorkerRole(SendingRole):
             return
         self.probe = LoopLagProbe(assignment.epoch_wall)
         self.shipper = shipper
-        shipper.start(self.probe)
+        shipper.start(self.probe, lambda: replay.dispatcher.in_progress)
         replay.start()
         self.replay_ready.set()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from importlib import resources
 from typing import Any
 
@@ -54,8 +53,7 @@ def tab_rows(role: Any) -> list[dict[str, Any]]:
     report = role.report
     if report is None:
         return []
-    duration = max(1e-9, time.time() - report.epoch_wall)
-    summary = report.metrics.summary(duration_s=duration)
+    summary = report.metrics.summary(duration_s=role.duration_s())
     books = role.live_books()
     per_class = books["by_class"]
     rows = []

@@ -23,9 +23,17 @@ class ConversationState:
     label: str
     next_turn: int = 0
     next_due: float = 0.0  # perf_counter time the next turn is scheduled for
+    due_known: bool = (
+        True  # False while the turn before it is in flight (its due time depends on it)
+    )
     history: list[dict[str, str]] = field(default_factory=list)
     released: Event | None = None  # set when the Locust user holding it was removed
     request_started: bool = False  # the current turn reached the client (counted as sent)
+    greenlet: Any = None  # open loop: the greenlet it runs in, from its release
+    holders: int = 0  # Locust users holding it now (open loop)
+    held_since: float | None = None  # when a user last took it
+    user_wait_s: float = 0.0  # how long its current turn waited for a user after it was due
+    finished: bool = False
 
     def remaining(self) -> int:
         return len(self.conversation.turns) - self.next_turn

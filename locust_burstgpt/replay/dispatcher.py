@@ -1,11 +1,22 @@
 """Per-process dispatch of BurstGPT conversations: the open-loop release and the turn-by-turn runner.
 
 Why requests do not run in Locust's user greenlets: Locust stops users during ramp-downs by killing
-whichever greenlets it finds first, which would abort requests in flight without a trace. Here a
-Locust user is a *slot*: it takes the next released conversation and waits while the conversation
-runs in a greenlet the dispatcher owns. A removed user's conversation finishes its current turn and
-goes back to the queue with its history, so another user continues it. Only the end of the test
-cancels requests, after a drain period, and every cancellation is recorded.
+whichever greenlets it finds first, which would abort requests in flight without a trace. Here every
+conversation runs in a greenlet the dispatcher owns, and a Locust user *holds* one while it is in
+progress, so the user count shows the conversations in progress. Three ways to run:
+
+* open loop (arrival ``trace``, the default): a conversation starts at its due time whether or not
+  a user is free to hold it (it never waits for one), and a free user then holds it. A turn sent
+  while no user held its conversation is counted (``Ledger.unheld_sends``): the user count lagged,
+  the schedule did not.
+* strict curve (``--burstgpt-strict-curve``): a conversation waits for a free user, as a pool capped
+  at the trace's curve would make it; the wait is recorded per request (``user_wait_s``), so
+  lateness caused by it is named as such.
+* saturate: users replay back to back (closed loop); there is no schedule, so no lateness.
+
+A removed user's conversation goes on (open loop) or finishes its current turn and goes back to the
+queue with its history for another user (strict, saturate). Only the end of the test cancels
+requests, after a drain period, and every cancellation is recorded.
 """
 
 from __future__ import annotations
@@ -67,12 +78,15 @@ class Dispatcher:
         emit: Callable[[TurnResult], None],
         request_id: Callable[[str, int], str],
         ledger: Ledger,
+        strict: bool = False,
     ) -> None:
         self.workload = workload
         self.indices = list(indices)
         self._batches = [_Batch(self.indices)]
         self.epoch = epoch  # perf_counter time of trace offset 0
         self.arrival = arrival
+        self.timed = arrival != "saturate"  # conversations have due times
+        self.open_loop = self.timed and not strict  # they start on time without waiting for users
         self.prepare = prepare
         self.send = send
         self.emit = emit
@@ -120,7 +134,7 @@ class Dispatcher:
             if self.stopping:
                 break
             conv = self.workload.conversation(i)
-            if self.arrival == "trace":
+            if self.timed:
                 due = self.epoch + float(offsets[i])
                 delay = due - RELEASE_LEAD_S - time.perf_counter()
                 if delay > 0:
@@ -133,24 +147,46 @@ class Dispatcher:
             self._pending[i] = state
             batch.next = pos + 1
             self.ledger.conversations_started += 1
+            if self.open_loop:
+                state.greenlet = self.group.spawn(self._run, state)  # on time, held or not
             self._put(state)
         if all(b.next == len(b.indices) for b in self._batches):
             self.dispatch_done.set()
 
     def _put(self, state: ConversationState) -> None:
-        key = state.next_due if self.arrival == "trace" else next(self._seq)
+        key = state.next_due if self.timed else next(self._seq)
         self.queue.put((key, next(self._seq), state))
+
+    @property
+    def in_progress(self) -> int:
+        """Conversations released and not finished on this process."""
+        return len(self._pending)
 
     # -- user side ----------------------------------------------------------------------------
     def take(self, timeout: float | None = None) -> ConversationState | None:
-        """Next released conversation (blocks); None on timeout."""
-        try:
-            return self.queue.get(timeout=timeout)[2]
-        except Empty:
-            return None
+        """Next released conversation without a user (blocks); None on timeout."""
+        while True:
+            try:
+                state = self.queue.get(timeout=timeout)[2]
+            except Empty:
+                return None
+            if not state.finished:  # open loop: it may have ended before a user was free
+                return state
 
     def run_for_user(self, state: ConversationState) -> None:
-        """Run ``state`` for the calling Locust user until it ends or the user is removed."""
+        """Hold ``state`` for the calling Locust user until it ends or the user is removed."""
+        state.held_since = time.perf_counter()
+        if self.open_loop:
+            state.holders += 1
+            try:
+                state.greenlet.join()
+            except gevent.GreenletExit:
+                if not state.finished:
+                    self._put(state)  # it goes on; another user may hold it
+                raise
+            finally:
+                state.holders -= 1
+            return
         state.released = Event()
         g = self.group.spawn(self._run, state)
         try:
@@ -172,28 +208,41 @@ class Dispatcher:
                 self._prompt_failed(state, turn, e)
                 continue
             delay = state.next_due - time.perf_counter()
-            if delay > 0 and self.arrival == "trace":
-                if state.released is not None and state.released.wait(delay):
+            if delay > 0 and self.timed:
+                if state.released is None:
+                    gevent.sleep(delay)  # open loop: the turn waits for its time only
+                elif state.released.wait(delay):
                     self._put(state)  # user removed while thinking: another user takes over
                     return
             if self.stopping:
                 return
+            if self.open_loop:
+                if not state.holders:
+                    self.ledger.unheld_sends += 1
+                state.user_wait_s = 0.0
+            else:  # it may have waited for a user to take it after it was due
+                held = state.held_since if state.held_since is not None else state.next_due
+                state.user_wait_s = max(0.0, held - state.next_due) if self.timed else 0.0
             state.next_turn += 1  # before sending: a cancelled turn is sent, not "not sent"
+            state.due_known = False  # the next turn's due time waits for this reply
             state.request_started = False  # send sets it (and counts the send) just before the wire
             try:
                 record = self.send(state, turn, prepared)
             except gevent.GreenletExit:
                 if not state.request_started:
                     state.next_turn -= 1  # killed before the wire: the turn counts as not sent
+                    state.due_known = True
                 raise
             except Exception as e:  # noqa: BLE001 - failed before the wire: nothing was sent
                 if state.request_started:
                     raise
+                state.due_known = True
                 self._prompt_failed(state, turn, e)
                 continue
             done = record.last_byte_at or time.perf_counter()
-            think = turn.think_s if self.arrival == "trace" else 0.0
+            think = turn.think_s if self.timed else 0.0
             state.next_due = done + think
+            state.due_known = True
             if (
                 state.released is not None
                 and state.released.is_set()
@@ -201,6 +250,7 @@ class Dispatcher:
             ):
                 self._put(state)
                 return
+        state.finished = True
         self._pending.pop(state.index, None)
 
     def _meta(self, conv: Any, k: int, label: str) -> TurnMeta:
@@ -249,8 +299,11 @@ class Dispatcher:
         for state in self._pending.values():
             conv, first = state.conversation, state.next_turn
             for k in range(first, len(conv.turns)):
-                due = state.next_due - self.epoch if k == first else None
-                self.emit(not_sent(self._meta(conv, k, state.label), reason, due))
+                # a turn whose due time depended on a reply that never came: its trace time
+                known = k == first and state.due_known
+                due = state.next_due - self.epoch if known else conv.turns[k].trace_offset_s
+                meta = self._meta(conv, k, state.label)
+                self.emit(not_sent(meta, reason, due, nominal=not known))
             count += state.remaining()
         self._pending.clear()
         offsets = self.workload.start_offsets
@@ -260,8 +313,8 @@ class Dispatcher:
                 conv = self.workload.conversation(i)
                 label = class_label(conv.model, conv.log_type)
                 for k in range(len(conv.turns)):
-                    due = float(offsets[i]) if k == 0 else None
-                    self.emit(not_sent(self._meta(conv, k, label), reason, due))
+                    due = float(offsets[i]) if k == 0 else conv.turns[k].trace_offset_s
+                    self.emit(not_sent(self._meta(conv, k, label), reason, due, nominal=k > 0))
             count += self._turns_of(rest)
             batch.next = len(batch.indices)
         self.ledger.count_not_sent(reason, count)

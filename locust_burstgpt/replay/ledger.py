@@ -29,9 +29,10 @@ class Ledger:
     conversations_scheduled: int = 0
     conversations_started: int = 0
     retries: int = 0  # extra attempts of requests answered 429/503 (not requests of their own)
-    sent_by_class: Counter = field(
-        default_factory=Counter
-    )  # sent, per trace class (model, log type)
+    sent_by_class: Counter = field(default_factory=Counter)  # sent, per trace class
+    # open loop: turns sent on time while no Locust user held their conversation (the user count
+    # lagged the conversations in progress; the schedule did not)
+    unheld_sends: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -46,6 +47,7 @@ class Ledger:
             "conversations_started": self.conversations_started,
             "retries": self.retries,
             "sent_by_class": dict(self.sent_by_class),
+            "unheld_sends": self.unheld_sends,
         }
 
     @classmethod
@@ -62,6 +64,7 @@ class Ledger:
             conversations_started=int(d.get("conversations_started", 0)),
             retries=int(d.get("retries", 0)),
             sent_by_class=Counter({str(k): int(v) for k, v in d.get("sent_by_class", {}).items()}),
+            unheld_sends=int(d.get("unheld_sends", 0)),
         )
 
     def add(self, other: Ledger) -> Ledger:
@@ -77,10 +80,13 @@ class Ledger:
             conversations_started=self.conversations_started + other.conversations_started,
             retries=self.retries + other.retries,
             sent_by_class=self.sent_by_class + other.sent_by_class,
+            unheld_sends=self.unheld_sends + other.unheld_sends,
         )
 
     def count_not_sent(self, reason: str, n: int = 1) -> None:
         """Book ``n`` scheduled requests as not sent for ``reason`` (one of NOT_SENT_REASONS)."""
+        if not n:
+            return
         if reason not in NOT_SENT_REASONS:
             raise ValueError(
                 f"unknown not-sent reason {reason!r}; expected one of {NOT_SENT_REASONS}"
@@ -118,6 +124,12 @@ class Ledger:
             if self.retries
             else ""
         )
+        unheld = (
+            f" {self.unheld_sends} turns were sent on time while no Locust user held their "
+            "conversation (the user count lagged the conversations in progress)."
+            if self.unheld_sends
+            else ""
+        )
         return (
             f"Reconciliation: scheduled {self.scheduled} = sent {self.sent} + not sent "
             f"{sum(self.not_sent.values())} ({not_sent}); sent {self.sent} = outcomes ({outcomes}); {verdict}."
@@ -125,4 +137,5 @@ class Ledger:
             f"Conversations: {self.conversations_started} of {self.conversations_scheduled} started; "
             f"history trimmed on {self.history_trimmed} turns; prompt raised to the chat template's minimum "
             f"on {self.prompt_raised} and clipped to the model's context on {self.prompt_clipped}."
+            f"{unheld}"
         )

@@ -90,15 +90,22 @@ class StopRequest:
 @dataclass
 class Entries:
     """Worker -> master, every second: finished requests (``TurnResult.to_json``), the worker's
-    books so far, and its event loop's lag per second (``LoopLagProbe.take``)."""
+    books so far, its conversations in progress, and its event loop's lag per second
+    (``LoopLagProbe.take``)."""
 
     TYPE: ClassVar[str] = "burstgpt_entries"
     results: list[dict[str, Any]] = field(default_factory=list)
     ledger: Ledger = field(default_factory=Ledger)
     loop_lag: list[Any] = field(default_factory=list)
+    in_progress: int = 0
 
     def to_data(self) -> dict[str, Any]:
-        return {"entries": self.results, "ledger": self.ledger.to_dict(), "loop_lag": self.loop_lag}
+        return {
+            "entries": self.results,
+            "ledger": self.ledger.to_dict(),
+            "loop_lag": self.loop_lag,
+            "in_progress": self.in_progress,
+        }
 
     @classmethod
     def from_data(cls, d: dict[str, Any]) -> Entries:
@@ -106,6 +113,7 @@ class Entries:
             list(d.get("entries") or ()),
             Ledger.from_dict(d.get("ledger") or {}),
             list(d.get("loop_lag") or ()),
+            int(d.get("in_progress") or 0),
         )
 
 

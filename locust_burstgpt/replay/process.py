@@ -121,6 +121,7 @@ class ProcessReplay:
             retry=settings.retry,
             api_key=settings.api_key,
             stopping=lambda: self.dispatcher.stopping,
+            timed=settings.arrival != "saturate",
         )
         epoch = time.perf_counter() + (epoch_wall - time.time())  # wall clock -> perf_counter
         self.dispatcher = Dispatcher(
@@ -133,6 +134,7 @@ class ProcessReplay:
             emit=self._emit,
             request_id=self.sender.request_id,
             ledger=self.ledger,
+            strict=settings.strict_curve,
         )
 
     def _emit(self, result: TurnResult) -> None:

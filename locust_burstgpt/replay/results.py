@@ -99,9 +99,17 @@ class TurnResult:
     record: RequestRecord | None = None  # None: not sent
     scheduled_offset_s: float | None = None  # when it was due, seconds after the replay's start
     not_sent_reason: str | None = None
+    # not sent, and its due time was never known (it depended on a reply that never came): the
+    # scheduled offset is the turn's trace time, a placeholder for the timeline
+    due_nominal: bool = False
     error: str | None = None  # why a turn was not sent (its prompt could not be built)
     dropped_turns: int = 0  # oldest turns left out of the prompt (history over the target)
     retries: tuple[dict[str, Any], ...] = ()  # earlier attempts answered 429/503 and sent again
+    # where its lateness came from (None when it had no due time): waiting for a Locust user to
+    # take its conversation (strict curve), waiting for a free connection of the client's pool;
+    # the rest of the lateness is the event loop's (the generator itself)
+    user_wait_s: float | None = None
+    connection_wait_s: float | None = None
     # the JSON form this result was read from (a worker's message): written out as it came
     _json: dict[str, Any] | None = field(default=None, repr=False)
 
@@ -140,6 +148,7 @@ class TurnResult:
                 "outcome": NOT_SENT,
                 "not_sent_reason": self.not_sent_reason,
                 "scheduled_offset_s": self.scheduled_offset_s,
+                "scheduled_offset_nominal": self.due_nominal,
                 **self.meta.to_json(),
             }
             if self.error is not None:
@@ -150,6 +159,8 @@ class TurnResult:
         d["scheduled_offset_s"] = self.scheduled_offset_s
         d.update(self.meta.to_json())
         d["dropped_turns"] = self.dropped_turns
+        d["user_wait_s"] = self.user_wait_s
+        d["connection_wait_s"] = self.connection_wait_s
         if self.retries:
             d["retries"] = list(self.retries)
         return d
@@ -164,6 +175,7 @@ class TurnResult:
                 None,
                 scheduled_offset_s=d.get("scheduled_offset_s"),
                 not_sent_reason=d.get("not_sent_reason"),
+                due_nominal=bool(d.get("scheduled_offset_nominal")),
                 error=d.get("error"),
                 _json=d,
             )
@@ -173,16 +185,28 @@ class TurnResult:
             scheduled_offset_s=d.get("scheduled_offset_s"),
             dropped_turns=int(d.get("dropped_turns") or 0),
             retries=tuple(d.get("retries") or ()),
+            user_wait_s=d.get("user_wait_s"),
+            connection_wait_s=d.get("connection_wait_s"),
             _json=d,
         )
 
 
 def not_sent(
-    meta: TurnMeta, reason: str, scheduled_offset_s: float | None, error: str | None = None
+    meta: TurnMeta,
+    reason: str,
+    scheduled_offset_s: float | None,
+    error: str | None = None,
+    nominal: bool = False,
 ) -> TurnResult:
-    """A scheduled request that was never sent, with the reason."""
+    """A scheduled request that was never sent, with the reason (``nominal``: the due time is the
+    turn's trace time, its real one was never known)."""
     return TurnResult(
-        meta, None, scheduled_offset_s=scheduled_offset_s, not_sent_reason=reason, error=error
+        meta,
+        None,
+        scheduled_offset_s=scheduled_offset_s,
+        not_sent_reason=reason,
+        due_nominal=nominal,
+        error=error,
     )
 
 

@@ -45,6 +45,7 @@ class TurnSender:
         retry: int,
         api_key: str | None,
         stopping: Callable[[], bool],
+        timed: bool = True,
     ) -> None:
         self.client = client
         self.turns = turns
@@ -56,6 +57,8 @@ class TurnSender:
         self.retry = retry
         self.api_key = api_key
         self.stopping = stopping  # the replay is ending: no more retries
+        # turns have due times (arrival trace); saturate has none, so no lateness is measured
+        self.timed = timed
 
     def request_id(self, conversation_id: str, turn: int) -> str:
         return f"{self.run_id}-{conversation_id}-{turn}"
@@ -74,14 +77,16 @@ class TurnSender:
             led.prompt_raised += 1
         request_id = self.request_id(conv.id, turn.index)
         meta = TurnMeta.of(conv, turn, state.label, request_id)
-        record = self._new_record(request_id, state.next_due, prepared)
+        record = self._new_record(request_id, state.next_due if self.timed else None, prepared)
         first_due = record.scheduled_at
+        user_wait = state.user_wait_s
         earlier: list[RequestRecord] = []  # attempts answered 429/503 and sent again
         state.request_started = True  # from here the turn is sent and ends with one outcome
         led.sent += 1
         led.sent_by_class[state.label] += 1
+        connection_wait = 0.0
         try:
-            self.client.send(prepared.body, record)
+            connection_wait = self._send(prepared.body, record)
             while self._should_retry(record, len(earlier)):
                 due = (record.last_byte_at or time.perf_counter()) + retry_wait_s(record)
                 gevent.sleep(max(0.0, due - time.perf_counter()))  # killed here: the last stands
@@ -92,24 +97,27 @@ class TurnSender:
                     TurnResult(replace(meta, request_id=record.request_id), record)
                 )
                 record = self._new_record(f"{request_id}.r{len(earlier)}", due, prepared)
-                self.client.send(prepared.body, record)
+                connection_wait = self._send(prepared.body, record)
         finally:
             if record.outcome is None:  # defensive: the client guarantees an outcome
                 record.outcome = Outcome.CANCELLED
             for r in (*earlier, record):
                 self._redact(r)
             led.outcomes[record.outcome.value] += 1
-            # a retried turn stays in the second it was first due
-            due_offset = None if first_due is None else first_due + record.wall_anchor
+            # a retried turn stays in the second it was first due; untimed, in the one it was sent
+            due = first_due if first_due is not None else (earlier or [record])[0].sent_at
+            due_wall = None if due is None else due + record.wall_anchor
             self.observer.on_result(
                 TurnResult(
                     replace(meta, request_id=record.request_id),  # the attempt that stands
                     record,
                     scheduled_offset_s=None
-                    if due_offset is None
-                    else round(due_offset - self.epoch_wall, 6),
+                    if due_wall is None
+                    else round(due_wall - self.epoch_wall, 6),
                     dropped_turns=built.dropped_turns,
                     retries=tuple(attempt_summary(r) for r in earlier),
+                    user_wait_s=user_wait if self.timed else None,
+                    connection_wait_s=connection_wait if self.timed else None,
                 )
             )
         if record.outcome == Outcome.OK:
@@ -117,7 +125,16 @@ class TurnSender:
             state.history = self.turns.next_history(prepared, record.reply_text)
         return record
 
-    def _new_record(self, request_id: str, due: float, prepared: PreparedTurn) -> RequestRecord:
+    def _send(self, body: dict[str, Any], record: RequestRecord) -> float:
+        """Send; returns how long the client waited for a connection (a full pool delays the
+        send: part of the lateness, named as such)."""
+        called = time.perf_counter()
+        self.client.send(body, record)
+        return max(0.0, (record.sent_at or called) - called)
+
+    def _new_record(
+        self, request_id: str, due: float | None, prepared: PreparedTurn
+    ) -> RequestRecord:
         return RequestRecord(
             request_id=request_id,
             scheduled_at=due,

@@ -7,8 +7,13 @@ from typing import Any
 
 PANELS = [
     (
-        "Users: shape target vs actual",
-        [("target_users", "target"), ("actual_users", "actual")],
+        "Users: the trace's curve, the shape's target, actual; conversations in progress",
+        [
+            ("curve_users", "curve"),
+            ("target_users", "target"),
+            ("actual_users", "actual"),
+            ("conversations_in_progress", "in progress"),
+        ],
         1,
         "",
     ),

@@ -18,7 +18,11 @@ def metrics_table(summary: dict[str, Any]) -> str:
         f"{'TPOT p50':>9} {'p99':>8} {'E2E p50':>9} {'p99':>9} {'late p99':>9} {'out tok/s':>10} "
         f"{'goodput':>8}"
     )
-    lines = ["LLM metrics (ms; exact percentiles)", head, "-" * len(head)]
+    lines = [
+        "LLM metrics (ms; exact percentiles; latencies of ok requests, lateness of every request sent)",
+        head,
+        "-" * len(head),
+    ]
     for label, s in summary.items():
         good = s.get("goodput") or {}
         frac = good.get("fraction")
@@ -39,7 +43,20 @@ def length_line(summary: dict[str, Any]) -> str:
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{v * 100:.1f} %"
 
+    adjusted = length.get("prompt_adjusted") or 0
+    checked = length.get("prompt_checked") or 0
+    trace = length.get("prompt_trace_fraction")
+    if trace is None:  # no trace lengths known: the targets only
+        prompt = f"prompt tokens == target for {pct(length.get('prompt_exact_fraction'))}"
+    else:
+        prompt = f"prompt tokens == the trace's for {pct(trace)} of {checked} ok requests"
+        if adjusted:
+            prompt += (
+                f"; {adjusted} had an adjusted target (raised to the chat template's minimum or "
+                f"clipped to the model's context), {length.get('prompt_adjusted_exact') or 0} "
+                "of them == it"
+            )
     return (
-        f"Length fidelity: prompt tokens == trace target for {pct(length.get('prompt_exact_fraction'))} "
-        f"of ok requests; completion tokens == target for {pct(length.get('completion_exact_fraction'))}"
+        f"Length fidelity: {prompt}; completion tokens == target for "
+        f"{pct(length.get('completion_exact_fraction'))}"
     )

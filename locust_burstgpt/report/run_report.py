@@ -51,7 +51,12 @@ class RunReport:
             self.not_sent_by_class[label] += 1
             return
         self.outcomes[result.outcome] += 1
-        self.metrics.record(label, result.record, recorded_elapsed_s=result.meta.trace_elapsed_s)
+        self.metrics.record(
+            label,
+            result.record,
+            recorded_elapsed_s=result.meta.trace_elapsed_s,
+            trace_prompt_tokens=result.meta.trace_request_tokens,
+        )
 
     def flush(self) -> None:
         if self.requests_log is not None:

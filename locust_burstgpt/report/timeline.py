@@ -164,6 +164,8 @@ class Timeline:
         self.stale_values = 0  # TTFT/TPOT values that arrived after their second was final
         self.targets: dict[int, int] = {}
         self.users: dict[int, int] = {}
+        self.curve_users: dict[int, int] = {}
+        self.in_progress: dict[int, int] = {}
         self._server_keys: list[str] = []  # column order of the server values below
         self._server: dict[int, list[float | None]] = {}
 
@@ -197,7 +199,7 @@ class Timeline:
             s.ends += 1
             outcome = result.outcome
             s.outcomes[outcome] = s.outcomes.get(outcome, 0) + 1
-            s.output_tokens += int(rec.completion_tokens or 0)
+            self._book_tokens(rec, done)
             if outcome == "ok":
                 for value, values in ((rec.ttft, s.ttft), (rec.tpot, s.tpot)):
                     if value is None:
@@ -217,9 +219,48 @@ class Timeline:
             self._open.discard(sec)
             self._s[sec].compact()
 
-    def note_target(self, second: int, target: int, users: int) -> None:
+    def _book_tokens(self, rec: Any, done: int) -> None:
+        """A request's output tokens in the seconds its chunks arrived (usage's count spread evenly
+        over the chunks, since a server may put several tokens in one), as the server generated
+        them; not all in the second the request ended."""
+        n = int(rec.completion_tokens or 0)
+        times = rec.chunk_times
+        if n <= 0:
+            return
+        if not len(times):
+            self._s[done].output_tokens += n
+            return
+        secs = np.floor(
+            np.asarray(times, dtype=np.float64) + (rec.wall_anchor - self.epoch)
+        ).astype(np.int64)
+        if secs[0] == secs[-1]:
+            self._s[int(secs[0])].output_tokens += n
+            return
+        base, extra = divmod(n, len(secs))
+        per = np.full(len(secs), base, dtype=np.int64)
+        per[:extra] += 1
+        seconds, where = np.unique(secs, return_inverse=True)
+        for sec, tokens in zip(
+            seconds.tolist(), np.bincount(where, weights=per).tolist(), strict=True
+        ):
+            self._s[sec].output_tokens += int(tokens)
+
+    def note_target(
+        self,
+        second: int,
+        target: int | None,
+        users: int | None,
+        curve: int | None = None,
+        in_progress: int | None = None,
+    ) -> None:
+        """The shape's target, Locust's users, the users the trace's curve alone asks for, and the
+        conversations in progress, in ``second``."""
         self.targets[second] = target
         self.users[second] = users
+        if curve is not None:
+            self.curve_users[second] = curve
+        if in_progress is not None:
+            self.in_progress[second] = in_progress
 
     def note_server(self, second: int, values: dict[str, float]) -> None:
         """Server metrics for a second; a second scraped twice (the final scrape) adds its counter
@@ -260,8 +301,10 @@ class Timeline:
             ttft50, ttft99, tpot50, tpot99, late99 = s.percentiles()
             row: dict[str, Any] = {
                 "second": sec,
+                "curve_users": self.curve_users.get(sec),
                 "target_users": self.targets.get(sec),
                 "actual_users": self.users.get(sec),
+                "conversations_in_progress": self.in_progress.get(sec),
                 "scheduled": s.scheduled,
                 "sent": s.sent,
                 "not_sent": s.not_sent,

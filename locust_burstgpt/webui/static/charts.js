@@ -3,8 +3,9 @@
 "use strict";
 
 const CHARTS = [
-  { id: "users", title: "Users: shape target vs actual (follows the trace's concurrency curve)",
-    series: [["target_users", "target", "#888"], ["actual_users", "actual", "#1f77b4"]] },
+  { id: "users", title: "Users: the trace's curve, the shape's target, actual users, conversations in progress",
+    series: [["curve_users", "curve", "#bbb"], ["target_users", "target", "#888"],
+             ["actual_users", "actual", "#1f77b4"], ["conversations_in_progress", "in progress", "#ff7f0e"]] },
   { id: "arrivals", title: "Requests per second: scheduled vs sent",
     series: [["scheduled", "scheduled", "#888"], ["sent", "sent", "#2ca02c"], ["not_sent", "not sent", "#d62728"]] },
   { id: "ttft", title: "TTFT per second (ms)", scale: 1000,

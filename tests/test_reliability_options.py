@@ -37,6 +37,8 @@ INVALID: dict[str, list[str]] = {
     "--burstgpt-drain-timeout": ["-5"],
     "--burstgpt-retry": ["-1", "99", "twice"],
     "--burstgpt-reassign-lost": ["=yes"],
+    "--burstgpt-strict-curve": ["=yes"],
+    "--burstgpt-overrun": ["-1", "soon", "nan"],
     "--burstgpt-api-key": ["bad key\x01"],
     "--burstgpt-insecure": ["=1"],
     "--burstgpt-seed": ["abc"],

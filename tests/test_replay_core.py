@@ -161,8 +161,10 @@ def test_results_shipped_as_json_give_the_master_the_local_numbers(workload, sim
             for q in ("p50", "p90", "p99", "max"):
                 x, y = a[label][metric][q], b[label][metric][q]
                 assert (x is None) == (y is None), (label, metric, q)
-                if x is not None:  # chunk times travel to 0.01 ms
-                    assert abs(x - y) <= 1e-4, (label, metric, q, x, y)
+                # chunk times travel to 0.01 ms, so a gap near a bin edge of the 0.1 ms
+                # histogram may land one bin over; more than that is a real difference
+                if x is not None:
+                    assert abs(x - y) <= 1e-4 + 2e-5 + 1e-9, (label, metric, q, x, y)
         assert a[label]["outcomes"] == b[label]["outcomes"]
         assert a[label]["completion_tokens"] == b[label]["completion_tokens"]
     lines_a = (tmp_path / "local" / "requests.jsonl").read_text().splitlines()

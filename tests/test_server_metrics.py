@@ -160,17 +160,19 @@ role = SimpleNamespace(report=report, ticks=[], health=None, environment=SimpleN
                        in_progress=lambda: 0)
 sampler = _feed.SecondSampler(role, StubScraper())
 sampler.stop()
-for now in (1005.02, 1005.40):  # the loop's last scrape, then finish_run's
+for now, final in ((1005.02, False), (1005.40, True)):  # the loop's last scrape, then finish_run's
     _feed.time.time = lambda now=now: now
-    sampler.sample()
-print(sum(r.get("server_generation_tokens") or 0 for r in report.timeline.rows()))
+    sampler.sample(final=final)
+print({r["second"]: r.get("server_generation_tokens") for r in report.timeline.rows()
+       if r.get("server_generation_tokens")})
 """
 
 
 def test_the_final_scrape_does_not_erase_the_last_second_of_counter_deltas():
     # The sampler scrapes 0.02 s after each second boundary and labels the result with the second
-    # that just ended; at the end of a run ``finish_run`` scrapes once more, usually within the same
-    # second, so both scrapes get the same label. The counter deltas of both must survive, so that
+    # that just ended; at the end of a run ``finish_run`` scrapes once more, inside the run's last
+    # second, and that delta belongs to the last second (before, it was added to the second before,
+    # which then showed more tokens than the server made in it). Both deltas must survive, so that
     # the timeline's server_generation_tokens add up to what the server generated during the run.
     out = subprocess.run(
         [sys.executable, "-c", SAMPLER_SCRIPT],
@@ -180,4 +182,46 @@ def test_the_final_scrape_does_not_erase_the_last_second_of_counter_deltas():
         cwd=Path(__file__).resolve().parent.parent,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert float(out.stdout.split()[-1]) == 14.0
+    # the loop's scrape books second 4 (just ended); the final one the run's last second, 5
+    assert out.stdout.strip().splitlines()[-1] == "{4: 10.0, 5: 4.0}"
+
+
+BASELINE_SCRIPT = """
+import gevent
+from types import SimpleNamespace
+from locust_burstgpt.plugin import _feed
+from locust_burstgpt.report.run_report import RunReport
+from locust_burstgpt.report.server_metrics import ServerMetricsScraper
+
+class Counters(ServerMetricsScraper):  # the real delta logic over a server whose counter we set
+    value = 500.0  # generated before the run (the prompt builder's probes, earlier runs)
+    def fetch(self):
+        return {"vllm:generation_tokens_total": self.value}
+
+scraper = Counters("http://127.0.0.1:9/metrics")
+report = RunReport(1000.0, None, {})
+role = SimpleNamespace(report=report, ticks=[], health=None, environment=SimpleNamespace(runner=None),
+                       in_progress=lambda: 0)
+_feed.time.time = lambda: 999.5  # in the lead before offset 0
+sampler = _feed.SecondSampler(role, scraper)
+gevent.sleep(0)  # the sampler's greenlet runs up to its first sleep
+sampler.stop()
+scraper.value += 37.0  # the run's first second
+_feed.time.time = lambda: 1001.02
+sampler.sample()
+print(sum(r.get("server_generation_tokens") or 0 for r in report.timeline.rows()))
+"""
+
+
+def test_counters_have_a_baseline_before_the_first_request():
+    # Without a scrape before offset 0 the first sample only sets the baseline, and what the server
+    # did in the run's first second (a short request, its cached prompt tokens) is never booked.
+    out = subprocess.run(
+        [sys.executable, "-c", BASELINE_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(out.stdout.split()[-1]) == 37.0

@@ -154,14 +154,22 @@ class SecondSampler:
 
     def _loop(self) -> None:
         epoch = self.role.report.epoch_wall
+        if self.scraper is not None:
+            # the counters' baseline, taken in the lead before offset 0: without it the first
+            # second's deltas start at the first tick and miss what the server did before it
+            self.scraper.scrape()
         while True:
             now = time.time()
             gevent.sleep(max(0.0, 1.0 - ((now - epoch) % 1.0)) + 0.02)
             self.sample()
 
-    def sample(self) -> None:
+    def sample(self, final: bool = False) -> None:
+        """``final``: the end-of-run sample, taken inside the run's last second; its counter
+        deltas belong to that second, not to the one before (which the loop sampled already)."""
         report = self.role.report
-        second = int(math.floor(time.time() - report.epoch_wall)) - 1  # the second just ended
+        second = int(math.floor(time.time() - report.epoch_wall))
+        if not final:
+            second -= 1  # the loop wakes just after a boundary: the second just ended
         ticks = self.role.ticks
         tick = ticks[-1] if ticks else None
         runner = self.role.environment.runner

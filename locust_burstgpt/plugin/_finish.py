@@ -102,7 +102,7 @@ def finish_run(role: ReportingRole) -> None:
         return
     if role.sampler is not None:
         role.sampler.stop()
-        role.sampler.sample()
+        role.sampler.sample(final=True)
         role.sampler.close()
     ledger = role.run_ledger()
     duration = role.final_duration_s = max(1e-9, time.time() - report.epoch_wall)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from locust_burstgpt.report import timeline as tl
-from locust_burstgpt.report.timeline import HORIZON_S, Timeline, _Tail
+from locust_burstgpt.report.timeline import HORIZON_S, Timeline, _Tail, overlap_weights
 from tests.support import result_of
 
 EPOCH = 1_000_000.0
@@ -170,3 +170,14 @@ def test_output_tokens_are_booked_in_the_seconds_their_chunks_arrived():
     t.add(coalesced)
     tokens = {r["second"]: r["output_tokens"] for r in t.rows()}
     assert (tokens[2], tokens[3], tokens[4]) == (12, 9, 4)  # 3 tokens in the first 5 chunks
+
+
+def test_final_scrape_spreads_its_counter_deltas_over_the_seconds_it_covers():
+    # the run ended 0.01 s into second 5; the loop's last scrape was at 4.02 (it booked second 3):
+    # the final delta is nearly all second 4's, and gauges describe the end
+    t = Timeline(EPOCH)
+    t.note_server_spread(4.02, 5.01, {"generation_tokens": 99.0, "running": 3.0})
+    assert t.server_values(4) == {"generation_tokens": pytest.approx(98.0)}
+    assert t.server_values(5) == {"generation_tokens": pytest.approx(1.0), "running": 3.0}
+    assert overlap_weights(5.02, 5.40) == [(5, 1.0)]
+    assert overlap_weights(3.5, 3.5) == [(3, 1.0)]

@@ -150,6 +150,7 @@ class SecondSampler:
         self.role = role  # _roles.ReportingRole
         self.scraper = scraper
         self._warnings = LiveWarnings()
+        self._scraped_at: float | None = None  # replay offset of the last scrape
         self._greenlet = gevent.spawn(self._loop)
 
     def _loop(self) -> None:
@@ -158,18 +159,18 @@ class SecondSampler:
             # the counters' baseline, taken in the lead before offset 0: without it the first
             # second's deltas start at the first tick and miss what the server did before it
             self.scraper.scrape()
+            self._scraped_at = time.time() - epoch
         while True:
             now = time.time()
             gevent.sleep(max(0.0, 1.0 - ((now - epoch) % 1.0)) + 0.02)
             self.sample()
 
     def sample(self, final: bool = False) -> None:
-        """``final``: the end-of-run sample, taken inside the run's last second; its counter
-        deltas belong to that second, not to the one before (which the loop sampled already)."""
+        """``final``: the end-of-run sample, taken at any instant; its counter deltas are spread
+        over the seconds since the last scrape (the loop's samples book the second just ended)."""
         report = self.role.report
-        second = int(math.floor(time.time() - report.epoch_wall))
-        if not final:
-            second -= 1  # the loop wakes just after a boundary: the second just ended
+        now = time.time() - report.epoch_wall
+        second = int(math.floor(now)) - (0 if final else 1)
         ticks = self.role.ticks
         tick = ticks[-1] if ticks else None
         runner = self.role.environment.runner
@@ -182,8 +183,11 @@ class SecondSampler:
         )
         if self.scraper is not None:
             values = self.scraper.scrape()
-            if values:
+            if values and final and self._scraped_at is not None:
+                report.timeline.note_server_spread(self._scraped_at, now, values)
+            elif values:
                 report.timeline.note_server(second, values)
+            self._scraped_at = now
         self.check_health()
         report.flush()
 

@@ -280,6 +280,19 @@ class Timeline:
             old = known[i]
             known[i] = old + value if key in COUNTERS and old is not None else value
 
+    def note_server_spread(self, start: float, end: float, values: dict[str, float]) -> None:
+        """Server metrics scraped at ``end`` whose counters moved since a scrape at ``start``
+        (replay offsets): counter deltas spread over those seconds by overlap, gauges at ``end``."""
+        from locust_burstgpt.report.server_metrics import COUNTERS
+
+        parts = overlap_weights(start, end)
+        last = parts[-1][0]
+        for second, weight in parts:
+            share = {k: v * weight for k, v in values.items() if k in COUNTERS}
+            if second == last:
+                share.update({k: v for k, v in values.items() if k not in COUNTERS})
+            self.note_server(second, share)
+
     def server_values(self, second: int) -> dict[str, float]:
         """The server metrics noted for ``second`` (empty if none)."""
         known = self._server.get(second) or []
@@ -336,3 +349,14 @@ class Timeline:
             for r in rows:
                 w.writerow({k: ("" if v is None else v) for k, v in r.items()})
         return len(rows)
+
+
+def overlap_weights(start: float, end: float) -> list[tuple[int, float]]:
+    """Each whole second that [start, end] touches, with the share of the interval inside it."""
+    first, last = math.floor(start), math.floor(end)
+    if end <= start or first == last:
+        return [(int(last), 1.0)]
+    span = end - start
+    return [
+        (int(sec), (min(end, sec + 1) - max(start, sec)) / span) for sec in range(first, last + 1)
+    ]

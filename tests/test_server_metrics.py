@@ -168,22 +168,29 @@ print({r["second"]: r.get("server_generation_tokens") for r in report.timeline.r
 """
 
 
-def test_the_final_scrape_does_not_erase_the_last_second_of_counter_deltas():
-    # The sampler scrapes 0.02 s after each second boundary and labels the result with the second
-    # that just ended; at the end of a run ``finish_run`` scrapes once more, inside the run's last
-    # second, and that delta belongs to the last second (before, it was added to the second before,
-    # which then showed more tokens than the server made in it). Both deltas must survive, so that
-    # the timeline's server_generation_tokens add up to what the server generated during the run.
+def _last_line(script: str) -> str:
+    """Run ``script`` in a child interpreter (importing the plugin patches this one with gevent)
+    and return the last line it printed."""
     out = subprocess.run(
-        [sys.executable, "-c", SAMPLER_SCRIPT],
+        [sys.executable, "-c", script],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=Path(__file__).resolve().parent.parent,
     )
     assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_the_final_scrape_does_not_erase_the_last_second_of_counter_deltas():
+    # The sampler scrapes 0.02 s after each second boundary and labels the result with the second
+    # that just ended; at the end of a run ``finish_run`` scrapes once more, inside the run's last
+    # second, and that delta belongs to the last second (before, it was added to the second before,
+    # which then showed more tokens than the server made in it). Both deltas must survive, so that
+    # the timeline's server_generation_tokens add up to what the server generated during the run.
+    last = _last_line(SAMPLER_SCRIPT)
     # the loop's scrape books second 4 (just ended); the final one the run's last second, 5
-    assert out.stdout.strip().splitlines()[-1] == "{4: 10.0, 5: 4.0}"
+    assert last == "{4: 10.0, 5: 4.0}"
 
 
 BASELINE_SCRIPT = """
@@ -216,12 +223,5 @@ print(sum(r.get("server_generation_tokens") or 0 for r in report.timeline.rows()
 def test_counters_have_a_baseline_before_the_first_request():
     # Without a scrape before offset 0 the first sample only sets the baseline, and what the server
     # did in the run's first second (a short request, its cached prompt tokens) is never booked.
-    out = subprocess.run(
-        [sys.executable, "-c", BASELINE_SCRIPT],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert float(out.stdout.split()[-1]) == 37.0
+    last = _last_line(BASELINE_SCRIPT)
+    assert float(last) == 37.0

@@ -1,49 +1,60 @@
-"""The wire layer: a minimal HTTP/1.1 server (asyncio Protocol) and per-request stream writers.
+"""The wire layer: a minimal HTTP/1.1 server connection (asyncio Protocol), built with a handler.
 
 Why it exists: a general web framework costs far more CPU per chunk than the simulator can
-afford at 20,000 chunks/s on one core, and hides when bytes actually leave. Here each engine
-step's tokens are written straight to the sockets (TCP_NODELAY set on every accepted socket) as
+afford at 20,000 chunks/s on one core, and hides when bytes actually leave. Each engine step's
+tokens are written straight to the sockets (TCP_NODELAY set on every accepted socket) as
 pre-formatted chunks. Supported: keep-alive, pipelined requests (served in order),
 Content-Length request bodies, ``Expect: 100-continue``, chunked responses for SSE (HTTP/1.0
-clients get the raw stream and a close).
+clients get the raw stream and a close). What a request means is the handler's business
+(``routes.SimApi``); this module only parses and answers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import socket
-import time
-import uuid
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from locust_burstgpt.sim import text, wire
-from locust_burstgpt.sim.engine import SeqRequest, SeqStatus, Sequence
-from locust_burstgpt.sim.faults import Fault, FaultError
-from locust_burstgpt.sim.openai_api import (
-    ApiError,
-    CompletionRequest,
-    parse_completion,
-    parse_json_body,
-    parse_tokenize,
-)
-
-if TYPE_CHECKING:
-    from locust_burstgpt.sim.runtime import SimServer
+from locust_burstgpt.sim import wire
+from locust_burstgpt.sim.openai_api import ApiError
 
 log = logging.getLogger("locust_burstgpt.sim")
 
 MAX_HEAD_BYTES = 64 * 1024
 MAX_BODY_BYTES = 64 * 1024 * 1024
-_ERROR_FAULTS = {"http_500": 500, "http_429": 429, "http_503": 503}
+
+
+class ActiveResponse(Protocol):
+    """A response in progress (a completion stream) that must stop when the client goes away."""
+
+    def cancel(self) -> None: ...
+
+
+class RequestHandler(Protocol):
+    """What a connection hands its requests to, and tells about its life."""
+
+    def handle(
+        self,
+        conn: HttpConnection,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes,
+    ) -> None: ...
+
+    def opened(self, conn: HttpConnection) -> None: ...
+
+    def closed(self, conn: HttpConnection) -> None: ...
+
+    def error_sent(self, status: int) -> None: ...
 
 
 class HttpConnection(asyncio.Protocol):
     """One client connection: parses requests and hands them to the server one at a time."""
 
-    def __init__(self, srv: SimServer) -> None:
-        self.srv = srv
+    def __init__(self, handler: RequestHandler) -> None:
+        self.handler = handler
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.pending: tuple[str, str, bool, dict[str, str], int] | None = None
@@ -51,7 +62,7 @@ class HttpConnection(asyncio.Protocol):
         self.closed = False
         self.keep_alive = True
         self.http11 = True
-        self.active: Completion | None = None
+        self.active: ActiveResponse | None = None
         self._processing = False
 
     # ---- asyncio callbacks ------------------------------------------------------------------
@@ -64,11 +75,11 @@ class HttpConnection(asyncio.Protocol):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
-        self.srv.connections.add(self)
+        self.handler.opened(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self.srv.connections.discard(self)
+        self.handler.closed(self)
         if self.active is not None:
             self.active.cancel()
             self.active = None
@@ -110,7 +121,7 @@ class HttpConnection(asyncio.Protocol):
                 )
                 self.busy = True
                 try:
-                    self.srv.handle(self, method, path, headers, body)
+                    self.handler.handle(self, method, path, headers, body)
                 except Exception as e:  # a bug must not take the server down
                     log.exception("internal error handling %s %s", method, path)
                     if self.active is None and self.busy:
@@ -175,9 +186,7 @@ class HttpConnection(asyncio.Protocol):
         self.done()
 
     def send_error(self, err: ApiError) -> None:
-        self.srv.wire_metrics.http_errors[err.status] = (
-            self.srv.wire_metrics.http_errors.get(err.status, 0) + 1
-        )
+        self.handler.error_sent(err.status)
         self.send(err.status, err.body(), extra=err.headers)
 
     def fail(self, err: ApiError) -> None:
@@ -199,294 +208,3 @@ class HttpConnection(asyncio.Protocol):
         if not self.closed and self.transport is not None:
             self.closed = True
             self.transport.close()
-
-
-class Completion:
-    """Streams (or collects) one completion request's tokens as the engine produces them."""
-
-    __slots__ = (
-        "conn",
-        "srv",
-        "req",
-        "fault",
-        "arrival",
-        "seq",
-        "tpl",
-        "rid",
-        "created",
-        "last_write",
-        "cancelled",
-        "timer",
-        "chunked",
-    )
-
-    def __init__(
-        self, conn: HttpConnection, srv: SimServer, req: CompletionRequest, fault: Fault | None
-    ) -> None:
-        self.conn = conn
-        self.srv = srv
-        self.req = req
-        self.fault = fault
-        self.arrival = time.monotonic()
-        self.seq: Sequence | None = None
-        self.rid = ("chatcmpl-" if req.chat else "cmpl-") + uuid.uuid4().hex
-        self.created = int(time.time())
-        self.tpl = wire.ChunkTemplates(
-            req.chat, self.rid, self.created, srv.config.model, srv.config.emit_send_times
-        )
-        self.last_write = 0.0
-        self.cancelled = False
-        self.timer: asyncio.TimerHandle | None = None
-        self.chunked = conn.http11
-
-    # ---- lifecycle --------------------------------------------------------------------------
-
-    def start(self) -> None:
-        conn, fault = self.conn, self.fault
-        conn.active = self
-        if self.req.stream:
-            if not self.chunked:
-                conn.keep_alive = False
-            conn.write(wire.sse_head(self.chunked, close=not conn.keep_alive))
-        if fault is not None and fault.kind == "cut_mid_stream" and fault.after == 0:
-            self._cut()
-            return
-        stall_after = None
-        stall_s = 0.0
-        if fault is not None and fault.kind == "stall_mid_stream":
-            stall_after, stall_s = fault.after, fault.seconds
-        sreq = SeqRequest(
-            self.req.prompt_ids,
-            self.req.max_tokens,
-            self.req.target_tokens,
-            arrival=self.arrival,
-            stall_after=stall_after,
-            stall_s=stall_s,
-        )
-        if fault is not None and fault.kind == "stall_before_first_token":
-            self.timer = asyncio.get_running_loop().call_later(fault.seconds, self._submit, sreq)
-        else:
-            self._submit(sreq)
-
-    def _submit(self, sreq: SeqRequest) -> None:
-        self.timer = None
-        if not self.cancelled:
-            self.seq = self.srv.submit(sreq, self)
-
-    def cancel(self) -> None:
-        """The client went away: stop generating."""
-        self.cancelled = True
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        if self.seq is not None and self.seq.status in (SeqStatus.WAITING, SeqStatus.RUNNING):
-            self.srv.abort(self.seq)
-
-    def _cut(self) -> None:
-        """cut_mid_stream: close the socket with no terminator."""
-        self.cancel()
-        self.conn.active = None
-        self.conn.close()
-
-    # ---- called by the engine loop ----------------------------------------------------------
-
-    def on_token(self, seq: Sequence, due: float) -> None:
-        if self.cancelled:
-            return
-        n = seq.num_generated  # this token is number n (1-based)
-        now = time.monotonic()
-        wm = self.srv.wire_metrics
-        wm.send_delay.observe(now - due if now > due else 0.0)
-        if n == 1:
-            wm.ttft.observe(now - self.arrival)
-        else:
-            wm.itl.observe(now - self.last_write)
-        self.last_write = now
-        finished = seq.status is SeqStatus.FINISHED
-        fault = self.fault
-        if not self.req.stream:
-            if (
-                fault is not None
-                and fault.kind == "cut_mid_stream"
-                and (n >= fault.after or finished)
-            ):
-                self._cut()
-            elif finished:
-                self._finish_plain(seq)
-            return
-        wm.streamed_chunks += 1
-        w = text.word_index(seq.word_seed, n - 1)
-        frag = text.FIRST_JSON[w] if n == 1 else text.NEXT_JSON[w]
-        tpl = self.tpl
-        if fault is None and n > 1 and not finished:
-            self.conn.write(tpl.token(frag, self.chunked))
-            return
-        parts: list[bytes] = []
-        fr = self._frame
-        if n == 1:
-            if fault is not None and fault.kind == "malformed_sse" and fault.after == 0:
-                parts.append(fr(tpl.malformed()))
-            if self.req.chat:
-                parts.append(fr(tpl.role()))
-        parts.append(tpl.token(frag, self.chunked))
-        if fault is not None:
-            if (
-                fault.kind == "malformed_sse"
-                and fault.after > 0
-                and (n == fault.after or (finished and n < fault.after))
-            ):
-                parts.append(fr(tpl.malformed()))
-            elif fault.kind == "cut_mid_stream" and (n >= fault.after or finished):
-                self.conn.write(b"".join(parts))
-                self._cut()
-                return
-        if finished:
-            parts.append(fr(tpl.final(seq.finish_reason)))
-            if self.req.include_usage:
-                parts.append(
-                    fr(tpl.usage(seq.prompt_len, seq.num_generated, seq.cached_tokens or 0))
-                )
-            parts.append(fr(wire.DONE))
-            if self.chunked:
-                parts.append(wire.CHUNKED_END)
-        self.conn.write(b"".join(parts))
-        if finished:
-            self._complete()
-
-    def _frame(self, event: bytes) -> bytes:
-        return wire.frame(event) if self.chunked else event
-
-    def _finish_plain(self, seq: Sequence) -> None:
-        body = wire.full_response(
-            self.req.chat,
-            self.rid,
-            self.created,
-            self.srv.config.model,
-            text.completion_text(seq.word_seed, seq.num_generated),
-            seq.finish_reason,
-            seq.prompt_len,
-            seq.num_generated,
-            seq.cached_tokens or 0,
-        )
-        if self.fault is not None and self.fault.kind == "malformed_sse":
-            body = body[: len(body) // 2]
-        self.conn.send(200, body)
-        self._complete(sent=True)
-
-    def _complete(self, sent: bool = False) -> None:
-        self.srv.wire_metrics.e2e.observe(time.monotonic() - self.arrival)
-        if not self.req.stream and sent:
-            return  # conn.send() already ended the request
-        if not self.chunked:
-            self.conn.keep_alive = False
-        self.conn.done()
-
-
-def handle_request(
-    srv: SimServer,
-    conn: HttpConnection,
-    method: str,
-    path: str,
-    headers: dict[str, str],
-    body: bytes,
-) -> None:
-    """Route one request."""
-    cfg = srv.config
-    if path in ("/v1/chat/completions", "/v1/completions"):
-        if method != "POST":
-            conn.send_error(ApiError(405, f"Method {method} not allowed on {path}; use POST."))
-            return
-        try:
-            data = parse_json_body(body)
-            req = parse_completion(
-                data,
-                path == "/v1/chat/completions",
-                cfg.model,
-                cfg.profile.max_model_len,
-                cfg.natural_tokens_mean,
-            )
-            fault = srv.faults.choose(headers.get("x-sim-fault"), time.monotonic() - srv.started_at)
-        except ApiError as e:
-            conn.send_error(e)
-            return
-        except FaultError as e:
-            conn.send_error(ApiError(400, str(e), param="x-sim-fault"))
-            return
-        wm = srv.wire_metrics
-        if fault is not None:
-            wm.faults[fault.kind] = wm.faults.get(fault.kind, 0) + 1
-            status = _ERROR_FAULTS.get(fault.kind)
-            if status is not None:
-                conn.send_error(_fault_error(fault, status))
-                return
-        if cfg.max_waiting is not None and srv.engine.num_waiting >= cfg.max_waiting:
-            wm.faults["http_503"] = wm.faults.get("http_503", 0) + 1
-            conn.send_error(
-                ApiError(
-                    503,
-                    f"The server is overloaded: {srv.engine.num_waiting} requests are waiting "
-                    f"(max_waiting {cfg.max_waiting}).",
-                    "ServiceUnavailableError",
-                )
-            )
-            return
-        Completion(conn, srv, req, fault).start()
-        return
-    if path == "/health" and method in ("GET", "HEAD"):
-        conn.send(200, b"", "text/plain")
-    elif path == "/v1/models" and method == "GET":
-        conn.send(
-            200,
-            json.dumps(
-                {
-                    "object": "list",
-                    "data": [
-                        {
-                            "id": cfg.model,
-                            "object": "model",
-                            "created": int(srv.started_wall),
-                            "owned_by": "burstgpt-sim",
-                            "root": cfg.model,
-                            "parent": None,
-                            "max_model_len": cfg.profile.max_model_len,
-                        }
-                    ],
-                }
-            ).encode(),
-        )
-    elif path == "/metrics" and method == "GET":
-        conn.send(200, srv.render_metrics().encode(), "text/plain; version=0.0.4; charset=utf-8")
-    elif path == "/tokenize" and method == "POST":
-        try:
-            ids, count = parse_tokenize(parse_json_body(body), cfg.model)
-        except ApiError as e:
-            conn.send_error(e)
-            return
-        conn.send(
-            200,
-            json.dumps(
-                {
-                    "count": count,
-                    "max_model_len": cfg.profile.max_model_len,
-                    "tokens": ids,
-                    "token_strs": None,
-                }
-            ).encode(),
-        )
-    elif path in ("/health", "/v1/models", "/metrics", "/tokenize"):
-        conn.send_error(ApiError(405, f"Method {method} not allowed on {path}."))
-    else:
-        conn.send_error(ApiError(404, f"Not found: {method} {path}", "NotFoundError"))
-
-
-def _fault_error(fault: Fault, status: int) -> ApiError:
-    if status == 429:
-        return ApiError(
-            429,
-            "Rate limit exceeded (simulated fault).",
-            "RateLimitError",
-            headers={"retry-after": str(fault.retry_after)},
-        )
-    if status == 503:
-        return ApiError(503, "Service unavailable (simulated fault).", "ServiceUnavailableError")
-    return ApiError(500, "Internal server error (simulated fault).", "InternalServerError")

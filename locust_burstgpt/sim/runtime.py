@@ -18,8 +18,9 @@ import time
 from locust_burstgpt.sim.config import SimConfig
 from locust_burstgpt.sim.engine import Engine, SeqRequest, Sequence
 from locust_burstgpt.sim.faults import FaultPlan
-from locust_burstgpt.sim.http_server import HttpConnection, handle_request
+from locust_burstgpt.sim.http_server import HttpConnection
 from locust_burstgpt.sim.metrics import WireMetrics, render
+from locust_burstgpt.sim.routes import SimApi
 
 log = logging.getLogger("locust_burstgpt.sim")
 _clock = time.monotonic
@@ -38,6 +39,7 @@ class SimServer:
         self.faults = FaultPlan(config.faults, seed=config.seed)
         self.wire_metrics = WireMetrics()
         self.connections: set[HttpConnection] = set()
+        self.api = SimApi(self)  # every connection hands its requests to it
         self.started_at = _clock()
         self.started_wall = time.time()
         self.server: asyncio.base_events.Server | None = None
@@ -51,7 +53,7 @@ class SimServer:
         loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self.server = await loop.create_server(
-            lambda: HttpConnection(self), host, port, backlog=4096, reuse_address=True
+            lambda: HttpConnection(self.api), host, port, backlog=4096, reuse_address=True
         )
         self._loop_task = loop.create_task(self._engine_loop())
         self._loop_task.add_done_callback(_report_crash)
@@ -73,12 +75,7 @@ class SimServer:
         if self.server is not None:
             await self.server.wait_closed()
 
-    # ---- used by the wire layer -------------------------------------------------------------
-
-    def handle(
-        self, conn: HttpConnection, method: str, path: str, headers: dict[str, str], body: bytes
-    ) -> None:
-        handle_request(self, conn, method, path, headers, body)
+    # ---- used by the API and the streams -------------------------------------------------------------
 
     def submit(self, req: SeqRequest, owner: object) -> Sequence:
         seq = self.engine.add(req, owner)

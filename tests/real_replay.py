@@ -39,6 +39,9 @@ class ReplayCase:
     transport: str = "raw"
     drain_timeout_s: float = 90.0  # a cap, not a wait: the run ends when the last reply is in
     seed: int = 0
+    # seconds after the window's end to go on sending turns a slow server pushed past it; None:
+    # the plugin's default (the window's length, at least 60 s)
+    overrun_s: float | None = None
 
     def locust_args(self, report_dir: Path) -> list[str]:
         return [
@@ -60,6 +63,7 @@ class ReplayCase:
             f"{self.drain_timeout_s:g}",
             "--burstgpt-report",
             str(report_dir),
+            *(["--burstgpt-overrun", f"{self.overrun_s:g}"] if self.overrun_s is not None else []),
         ]
 
     def workload(self) -> Workload:

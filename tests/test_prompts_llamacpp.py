@@ -30,6 +30,8 @@ pytestmark = pytest.mark.llamacpp
 SINGLE_CAP = 64
 MULTI_CAP = 160
 RESPONSE_CAP = 4
+SINGLE = 125  # genuine single-turn targets
+MULTI_TURNS = 125  # requests of whole multi-turn conversations
 MODEL = "smollm2"
 
 
@@ -128,11 +130,12 @@ def test_server_tokenize_backend_hits_targets_exactly(llama_server, client) -> N
     builder = make_prompt_builder(PromptConfig(base_url=llama_server.base_url, model=MODEL), client)
     assert builder.backend_name == "server:llamacpp"  # auto chose the server's /tokenize
     floor = builder.build_turn(1, [], "floor").expected_prompt_tokens
-    conversations = genuine_conversations(n_single=250, n_multi_turns=250)
+    conversations = genuine_conversations(n_single=SINGLE, n_multi_turns=MULTI_TURNS)
+    n = SINGLE + MULTI_TURNS
     below_floor = sum(t.prompt_target < floor for conv in conversations for t in conv)
     sent = replay(client, builder, conversations, floor)
 
-    assert len(sent) == 500
+    assert len(sent) == n
     bad = [(s.record.outcome, s.record.error) for s in sent if s.record.outcome is not Outcome.OK]
     assert not bad
     prompt_exact = sum(s.record.prompt_tokens == s.prompt_target for s in sent)
@@ -140,15 +143,15 @@ def test_server_tokenize_backend_hits_targets_exactly(llama_server, client) -> N
     completion_exact = sum(s.record.completion_tokens == s.response_target for s in sent)
     multi = [s for s in sent if s.turn > 0]
     print(
-        f"\nllama.cpp /tokenize backend: prompt == target {prompt_exact}/500, "
-        f"== expected {as_built}/500, completion == target {completion_exact}/500; "
+        f"\nllama.cpp /tokenize backend: prompt == target {prompt_exact}/{n}, "
+        f"== expected {as_built}/{n}, completion == target {completion_exact}/{n}; "
         f"floor {floor} tokens ({below_floor} genuine targets below it), "
         f"{len(multi)} later turns, {sum(s.built.dropped_turns for s in sent)} turns dropped"
     )
-    assert prompt_exact >= 495  # >= 99 %
-    assert as_built >= 495
-    assert completion_exact == 500
-    assert len(multi) >= 150
+    assert prompt_exact >= 0.99 * n
+    assert as_built >= 0.99 * n
+    assert completion_exact == n
+    assert len(multi) >= 0.6 * MULTI_TURNS  # turns 2, 3, ... of the multi-turn conversations
     assert all(len(s.built.messages) >= 3 for s in multi if not s.built.dropped_turns)  # history
 
 

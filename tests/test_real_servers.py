@@ -52,6 +52,11 @@ class ServerPlan:
         return replace(self.multi_turn, transport="openai", seed=self.openai_seed)
 
 
+# Later turns that a slow server pushed past the window's end are sent for this long after it,
+# then counted as window_ended: the plugin's default (the window's length, at least 60 s) would
+# double these replays for a few extra turns that test nothing new.
+OVERRUN_S = 15.0
+
 # Windows and scaling (see docs/real-servers.md for the offered load of each). BurstGPT_1's
 # service times are estimated from ChatGPT's and its API prompts (~540 tokens) cost these CPU
 # servers far more than they cost the trace's, so users get a larger headroom there.
@@ -61,7 +66,13 @@ PLANS = {
         fixture="llama_server",
         kind="llamacpp",
         multi_turn=ReplayCase(
-            BURSTGPT_3_400, "busiest:1h", speedup=60, rate_scale=0.25, headroom=3, seed=5
+            BURSTGPT_3_400,
+            "busiest:1h",
+            speedup=60,
+            rate_scale=0.25,
+            headroom=3,
+            seed=5,
+            overrun_s=OVERRUN_S,
         ),
         api_bursts=ReplayCase(
             BURSTGPT_1_7DAYS, "busiest:10m", speedup=20, rate_scale=0.05, headroom=4
@@ -74,7 +85,13 @@ PLANS = {
         fixture="vllm_server",
         kind="vllm",
         multi_turn=ReplayCase(
-            BURSTGPT_3_400, "busiest:1h", speedup=120, rate_scale=0.3, headroom=3, seed=7
+            BURSTGPT_3_400,
+            "busiest:1h",
+            speedup=120,
+            rate_scale=0.3,
+            headroom=3,
+            seed=7,
+            overrun_s=OVERRUN_S,
         ),
         api_bursts=ReplayCase(
             BURSTGPT_1_7DAYS, "busiest:10m", speedup=20, rate_scale=0.2, headroom=4
@@ -149,7 +166,7 @@ def check_books(result: ReplayResult) -> None:
     assert ledger["scheduled"] == ledger["sent"] + sum(ledger["not_sent"].values()), ledger
     assert ledger["sent"] == sum(ledger["outcomes"].values()), ledger
     # a real server on 127.0.0.1 answers everything; turns pushed past the window's end are sent
-    # until --burstgpt-overrun runs out (the window's length), then counted as window_ended
+    # until --burstgpt-overrun runs out (OVERRUN_S), then counted as window_ended
     assert set(ledger["outcomes"]) == {"ok"}, (ledger, result.log_tail())
     assert set(ledger["not_sent"]) <= {"window_ended"}, ledger
     # the report holds one entry per scheduled request, and they are exactly the window's trace rows

@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import BURSTGPT_1_7DAYS, BURSTGPT_3_400
@@ -244,6 +245,14 @@ def check_server_metrics(result: ReplayResult, plan: ServerPlan) -> None:
         "test_the_final_scrape_does_not_erase_the_last_second_of_counter_deltas)"
     )
     assert sent_prompt <= sum(result.column("server_prompt_tokens"))
+    # and second by second: the tokens the client received in each second are the tokens the
+    # server generated in it (llama.cpp's own counter grows only at a request's end; /slots says
+    # what its busy slots decoded so far)
+    ours = [float(r["output_tokens"] or 0) for r in result.timeline]
+    server = [float(r["server_generation_tokens"] or 0) for r in result.timeline]
+    r = float(np.corrcoef(ours, server)[0, 1])
+    print(f"per-second output tokens: ours {sum(ours):.0f}, server {sum(server):.0f}, r = {r:.3f}")
+    assert r >= 0.95, list(zip(ours, server, strict=True))
 
 
 def check_server_tokenizer(result: ReplayResult) -> None:

@@ -9,14 +9,21 @@ request usage in ``test_real_servers.py``.
 from __future__ import annotations
 
 import http.server
+import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from locust_burstgpt.report.server_metrics import ServerMetricsScraper, parse_prometheus
+from locust_burstgpt.report.server_metrics import (
+    ServerMetricsScraper,
+    llamacpp_decoded,
+    parse_prometheus,
+)
 
 LLAMACPP_BEFORE = """\
 # HELP llamacpp:prompt_tokens_total Number of prompt tokens processed, excluding cached tokens
@@ -65,16 +72,34 @@ vllm:generation_tokens_total{engine="0",model_name="smollm2"} 40.0
 """
 
 
+SlotsAnswer = tuple[int, Any, float]  # HTTP status, JSON body, seconds to wait before answering
+
+
 @contextmanager
-def metrics_server(pages: list[str]) -> Iterator[str]:
-    """A /metrics endpoint on 127.0.0.1 answering ``pages`` in order (the last one repeats)."""
+def metrics_server(
+    pages: list[str], slots: list[SlotsAnswer] | None = None, asked: list[str] | None = None
+) -> Iterator[str]:
+    """A /metrics endpoint on 127.0.0.1 answering ``pages`` in order (the last one repeats), and
+    /slots answering ``slots`` so (404, as with llama.cpp's ``--no-slots``, when not given).
+    ``asked`` collects the paths requested."""
     served: list[str] = list(pages)
+    slot_answers: list[SlotsAnswer] = list(slots or [(404, {"error": "not supported"}, 0.0)])
+    seen = asked if asked is not None else []
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-            body = (served.pop(0) if len(served) > 1 else served[0]).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            seen.append(self.path)
+            if self.path == "/slots":
+                status, doc, wait_s = (
+                    slot_answers.pop(0) if len(slot_answers) > 1 else slot_answers[0]
+                )
+                time.sleep(wait_s)  # a server busy with a decode step
+                body, kind = json.dumps(doc).encode(), "application/json"
+            else:
+                status, kind = 200, "text/plain; version=0.0.4"
+                body = (served.pop(0) if len(served) > 1 else served[0]).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -111,6 +136,66 @@ def test_llamacpp_prompt_tokens_count_cached_and_computed_tokens_like_vllm():
         "prefix_cache_hits": 230.0,
         "prefix_cache_queries": 245.0,
     }
+
+
+def busy(*decoded: int, idle: int = 2) -> list[dict]:
+    """``/slots`` as llama-server b10434 answers it: busy slots with their tokens decoded so far."""
+    slots: list[dict] = [{"id": i, "is_processing": False} for i in range(idle)]
+    for n in decoded:
+        slots.append(
+            {
+                "id": len(slots),
+                "is_processing": True,
+                "id_task": 100 + len(slots),
+                "next_token": [{"has_next_token": True, "n_remain": 50, "n_decoded": n}],
+            }
+        )
+    return slots
+
+
+def llamacpp_page(predicted: int) -> str:
+    return f"llamacpp:tokens_predicted_total {predicted}\nllamacpp:requests_processing 1\n"
+
+
+def test_llamacpp_generation_counts_the_tokens_of_requests_still_in_flight():
+    # llama.cpp adds a request's tokens to tokens_predicted_total when it ends: 300 tokens of
+    # three streams, seconds apart, must show in the seconds they were generated, not at the end
+    pages = [llamacpp_page(p) for p in (0, 0, 60, 210, 510)]
+    slots = [(200, busy(*d), 0.0) for d in ((), (40, 41, 40), (100, 101), (200,), ())]
+    asked: list[str] = []
+    with metrics_server(pages, slots, asked) as url:
+        scraper = ServerMetricsScraper(url)
+        deltas = [scraper.scrape().get("generation_tokens") for _ in pages]
+    assert deltas == [None, 121.0, 140.0, 149.0, 100.0]  # 510 in all, as the counter says
+    assert asked[:3] == ["/metrics", "/slots", "/slots"]  # /slots first once llama.cpp is known
+
+
+def test_llamacpp_without_slots_books_each_request_when_it_ends():
+    asked: list[str] = []
+    with metrics_server(
+        [llamacpp_page(0), llamacpp_page(0), llamacpp_page(60)], None, asked
+    ) as url:
+        scraper = ServerMetricsScraper(url)
+        deltas = [scraper.scrape().get("generation_tokens") for _ in range(3)]
+    assert deltas == [None, 0.0, 60.0]
+    assert asked.count("/slots") == 1  # a 404 (--no-slots) is not asked again
+
+
+def test_a_slow_slots_answer_moves_its_tokens_to_the_next_second_and_counts_none_twice():
+    pages = [llamacpp_page(p) for p in (0, 0, 0, 90)]
+    slots = [(200, busy(), 0.0), (200, busy(30), 0.0), (200, busy(60), 1.0), (200, busy(), 0.0)]
+    with metrics_server(pages, slots) as url:
+        scraper = ServerMetricsScraper(url, timeout_s=0.3)
+        deltas = [scraper.scrape().get("generation_tokens") for _ in pages]
+    assert deltas == [None, 30.0, None, 60.0]  # 90 in all
+
+
+def test_slots_formats_of_other_builds():
+    older = [{"is_processing": True, "next_token": {"n_decoded": 7}}, {"is_processing": False}]
+    assert llamacpp_decoded(older) == 7  # a dict, not a list of one, in older builds
+    assert llamacpp_decoded(busy(3, 4)) == 7
+    assert llamacpp_decoded([{"is_processing": True}]) is None  # no n_decoded: do not guess
+    assert llamacpp_decoded({"error": "x"}) is None
 
 
 def test_vllm_names_map_onto_the_same_columns():

@@ -17,10 +17,17 @@ prompt cache, which ``llamacpp:prompt_tokens_cached_total`` counts, so their sum
 ``vllm:prompt_tokens_total`` (every prompt token, cached or not) and also the number of prompt
 tokens looked up in the cache. That build has no KV-cache usage gauge (older builds exported
 ``llamacpp:kv_cache_usage_ratio``; it is still read where present).
+
+llama.cpp adds a request's generated tokens to ``llamacpp:tokens_predicted_total`` only when the
+request ends, so that counter alone books a long reply in the second it finished. Its ``/slots``
+endpoint (on by default; ``--no-slots`` turns it off) says how many tokens each busy slot has
+decoded so far, so ``generation_tokens`` there is the counter plus that sum: tokens in the second
+the server generated them, as vLLM's counter, which grows at every step, gives them.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from typing import Any
@@ -29,6 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 from locust_burstgpt.client.sidechannel import SideChannel, SideChannelError
 
 Source = tuple[str, ...]  # metric names whose values are added
+log = logging.getLogger(__name__)
 
 GAUGES: dict[str, tuple[Source, ...]] = {
     "running": (("vllm:num_requests_running",), ("llamacpp:requests_processing",)),
@@ -58,6 +66,7 @@ COUNTERS: dict[str, tuple[Source, ...]] = {
         _LLAMACPP_PROMPT,
     ),
 }
+LLAMACPP_PREDICTED = "llamacpp:tokens_predicted_total"
 _LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([^\s]+)")
 
 
@@ -78,6 +87,25 @@ def parse_prometheus(text: str) -> dict[str, float]:
             continue
         out[m.group(1)] = out.get(m.group(1), 0.0) + value
     return out
+
+
+def llamacpp_decoded(slots: Any) -> int | None:
+    """Tokens decoded so far by the requests llama.cpp's busy slots are serving (``/slots``), or
+    None when the answer has no such field (another build's format: then do not guess)."""
+    if not isinstance(slots, list):
+        return None
+    total = 0
+    for slot in slots:
+        if not isinstance(slot, dict) or not slot.get("is_processing"):
+            continue
+        nxt = slot.get("next_token")
+        if isinstance(nxt, list):  # a list of one per sequence in recent builds, a dict before
+            nxt = nxt[0] if nxt else None
+        n = nxt.get("n_decoded") if isinstance(nxt, dict) else None
+        if not isinstance(n, int) or isinstance(n, bool):
+            return None
+        total += n
+    return total
 
 
 def pick(samples: dict[str, float], sources: tuple[Source, ...]) -> float | None:
@@ -115,6 +143,12 @@ class ServerMetricsScraper:
         self._last: dict[str, float] = {}
         self.failures = 0
         self.available: bool | None = None  # None until the first scrape
+        path = parts.path or "/"
+        # llama.cpp's /slots, next to its /metrics; None: not llama.cpp, or /slots did not answer
+        self._slots_path: str | None = (
+            path[: -len("metrics")] + "slots" if path.endswith("/metrics") else None
+        )
+        self._llamacpp: bool | None = None  # None until the first answer says which server
 
     def fetch(self) -> dict[str, float] | None:
         try:
@@ -130,12 +164,43 @@ class ServerMetricsScraper:
     def close(self) -> None:
         self._side.close()
 
+    def _decoding(self) -> int | None:
+        """llama.cpp's tokens in flight, or None (and /slots not asked again) when unreadable."""
+        if self._slots_path is None:
+            return None
+        try:
+            status, body = self._side.get_json(self._slots_path)
+        except SideChannelError:  # a slow answer this once: this scrape goes without
+            return None
+        decoded = llamacpp_decoded(body) if status == 200 else None
+        if decoded is None:
+            self._slots_path = None
+            log.info(
+                "llama.cpp's /slots did not answer with n_decoded (HTTP %s): "
+                "server_generation_tokens books each request's tokens in the second it ended",
+                status,
+            )
+        return decoded
+
     def scrape(self) -> dict[str, Any]:
+        # /slots before /metrics: a request that ends between the two reads is then counted
+        # twice for a moment, never missed, and the next delta is smaller by as much
+        decoding = self._decoding() if self._llamacpp else None
         samples = self.fetch()
         if samples is None:
             if self.available is None:
                 self.available = False
             return {}
+        if self._llamacpp is None:
+            self._llamacpp = LLAMACPP_PREDICTED in samples
+            if self._llamacpp:  # the baseline: taken before the load, nothing is in flight yet
+                decoding = self._decoding()
+                if decoding is not None:
+                    log.info(
+                        "server_generation_tokens: %s plus the busy slots' n_decoded (/slots)",
+                        LLAMACPP_PREDICTED,
+                    )
+        llamacpp = LLAMACPP_PREDICTED in samples
         values: dict[str, Any] = {}
         for key, names in GAUGES.items():
             v = pick(samples, names)
@@ -145,6 +210,10 @@ class ServerMetricsScraper:
             v = pick(samples, names)
             if v is None:
                 continue
+            if key == "generation_tokens" and llamacpp and self._slots_path is not None:
+                if decoding is None:  # /slots did not answer this once: the next scrape
+                    continue  # books these seconds' tokens, none twice
+                v += decoding
             if key in self._last:
                 values[key] = max(0.0, v - self._last[key])
             self._last[key] = v

@@ -304,8 +304,10 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "--burstgpt-arrival",
         "trace",
         "trace: conversations start at their (scaled) trace times, open "
-        "loop; saturate: every user replays back to back with no idle time",
-        choices=("trace", "saturate"),
+        "loop; poisson: the same conversations, starts redrawn as a Poisson process of the same "
+        "mean rate (open loop, the trace without its bursts); saturate: every user replays back "
+        "to back with no idle time",
+        choices=("trace", "poisson", "saturate"),
     ),
     OptionSpec(
         "--burstgpt-endpoint",

@@ -24,6 +24,7 @@ CORE = [
     "locust_burstgpt.metrics",
     "locust_burstgpt.report.run_report",
     "locust_burstgpt.report.timeline",
+    "locust_burstgpt.report.compare",
     "locust_burstgpt.generator_health",
     "locust_burstgpt.settings",
     "locust_burstgpt.sim",

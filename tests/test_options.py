@@ -60,7 +60,11 @@ def test_lists_and_maps_are_parsed():
         ("burstgpt_tokenizer", "local:/nonexistent/tok.json", "local tokenizer not found"),
         ("burstgpt_log_types", "chat", "unknown log type 'chat'"),
         ("burstgpt_model_map", "ChatGPT", "expected TRACE_MODEL=SERVED_MODEL"),
-        ("burstgpt_arrival", "poisson", "--burstgpt-arrival: expected one of trace, saturate"),
+        (
+            "burstgpt_arrival",
+            "uniform",
+            "--burstgpt-arrival: expected one of trace, poisson, saturate",
+        ),
         ("burstgpt_seed", "x", "--burstgpt-seed: expected an integer"),
         ("burstgpt_ttft_timeout", "0", "--burstgpt-ttft-timeout: expected a number > 0"),
         ("burstgpt_server_metrics", "localhost:9090", "expected an http(s) URL or off"),

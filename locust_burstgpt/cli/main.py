@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "fit": "locust_burstgpt.cli.fit_cmd",
     "synth": "locust_burstgpt.cli.synth_cmd",
     "download": "locust_burstgpt.cli.download_cmd",
+    "compare": "locust_burstgpt.cli.compare_cmd",
 }
 
 

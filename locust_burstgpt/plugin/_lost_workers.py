@@ -198,7 +198,7 @@ class WorkerWatch:
     def _reassignable(self, books: WorkerBooks, detected: float) -> list[int]:
         """Conversations the lost worker cannot have released: none shipped, due well after now."""
         master = self.master
-        if master.settings.arrival != "trace":
+        if master.settings.arrival == "saturate":
             log.warning(
                 "--burstgpt-reassign-lost: with --burstgpt-arrival %s every conversation is released "
                 "at once, so none can be reassigned safely",

@@ -51,6 +51,7 @@ class WorkloadSource:
             settings.speedup,
             settings.rate_scale,
             settings.seed,
+            settings.arrival == "poisson",  # the starts differ; trace and saturate share them
             demo,
         )
         if self.workload is not None and key == self._key:
@@ -84,6 +85,7 @@ class WorkloadSource:
                 speedup=speedup,
                 rate_scale=None if settings.rate_scale == 1.0 else settings.rate_scale,
                 seed=settings.seed,
+                arrival="poisson" if settings.arrival == "poisson" else "trace",
             )
         except WindowSyntaxError as e:
             raise OptionError(f"--burstgpt-window: {e}") from None

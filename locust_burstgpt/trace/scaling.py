@@ -11,6 +11,9 @@
   conversation). With ``f < 1`` this thinned copy is the original, unshifted.
 
 Conversations are never split; copies get distinct ids (``<id>#copy<j>``). Everything is seeded.
+
+``poisson_starts`` is the paper's counterfactual: the same conversations (after scaling) with
+their starts redrawn as a Poisson process of the same mean rate over the window.
 """
 
 from __future__ import annotations
@@ -82,3 +85,19 @@ def scale_rate(
     cp = np.concatenate(copies)
     order = np.lexsort((source, cp, st))
     return Selection(st[order], source[order], cp[order])
+
+
+def poisson_starts(sel: Selection, n_base: int, duration_s: float, seed: int) -> Selection:
+    """``sel``'s conversations with new starts: a Poisson process of the same mean rate.
+
+    Given how many points it has, a Poisson process's points are independent and uniform over the
+    window, so the count (and the mean rate) stays exactly the trace's. Sorted, the new starts are
+    handed to the conversations in their trace order: the sequence of conversations (their
+    lengths, classes, turns and think times) is kept and only the timing of their starts changes.
+    """
+    n = sel.start.size
+    rng = np.random.default_rng([seed, 0x9015])  # apart from scale_rate's draws
+    starts = np.sort(rng.uniform(0.0, duration_s, n)) if duration_s > 0 else np.zeros(n)
+    source = np.arange(n_base, dtype=np.int64) if sel.source is None else sel.source
+    copy = np.zeros(n, np.int32) if sel.copy is None else sel.copy
+    return Selection(starts, source, copy)

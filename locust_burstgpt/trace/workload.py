@@ -15,7 +15,7 @@ from .errors import TraceError
 from .filters import category_mask, check_policy, combine, failed_mask
 from .heap import BIG_INPUT_ROWS, reuse_freed_memory
 from .load import RawTrace
-from .scaling import Selection, identity, scale_rate
+from .scaling import Selection, identity, poisson_starts, scale_rate
 from .window import Window, parse_window, resolve, trace_span
 
 
@@ -231,13 +231,15 @@ def prepare(
     speedup: float = 1.0,
     rate_scale: float | None = None,
     seed: int = 0,
+    arrival: Literal["trace", "poisson"] = "trace",
 ) -> Workload:
     """Filter, window, group into conversations, scale, and compute the curves.
 
     Order: model/log-type filters and the failed-row policy pick rows; the window is resolved
     on those rows (so ``busiest`` means busiest in what will be replayed); rows in the window
     form conversations (a session cut by the window start begins at its first turn inside it);
-    speedup scales arrival and think times; ``rate_scale`` thins or superposes conversations.
+    speedup scales arrival and think times; ``rate_scale`` thins or superposes conversations;
+    ``arrival="poisson"`` then redraws their starts as a Poisson process of the same mean rate.
     Raises ``ValueError`` (with a hint) for bad options.
     """
     with reuse_freed_memory(raw.rows >= BIG_INPUT_ROWS):
@@ -250,6 +252,7 @@ def prepare(
             speedup=speedup,
             rate_scale=rate_scale,
             seed=seed,
+            arrival=arrival,
         )
 
 
@@ -263,8 +266,11 @@ def _prepare(
     speedup: float,
     rate_scale: float | None,
     seed: int,
+    arrival: str,
 ) -> Workload:
     policy = check_policy(failed)
+    if arrival not in ("trace", "poisson"):
+        raise ValueError(f"arrival {arrival!r}: expected 'trace' or 'poisson'")
     models, log_types = _names(models), _names(log_types)
     if not (speedup > 0 and math.isfinite(speedup)):
         raise ValueError(f"speedup {speedup!r}: expected a number > 0")
@@ -322,6 +328,10 @@ def _prepare(
         selection = scale_rate(table.start, table.lengths, duration_s, float(rate_scale), seed)
         req_start, req_service = request_intervals(table, selection)
         n_requests = int(req_start.size)
+    if arrival == "poisson":
+        selection = poisson_starts(selection, table.n_conversations, duration_s, seed)
+        req_start, req_service = request_intervals(table, selection)
+        n_requests = int(req_start.size)
     estimated = table.estimated
     curves = _curves(table, selection, req_start, req_service, duration_s, estimated)
 
@@ -353,6 +363,7 @@ def _prepare(
         "speedup": speedup,
         "rate_scale": rate_scale,
         "seed": seed,
+        "arrival": arrival,
         "duration_s": duration_s,
         "rows_in": raw.rows,
         "rows_used": int(rows_used),

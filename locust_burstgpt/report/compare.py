@@ -1,0 +1,299 @@
+"""Compare runs' ``requests.jsonl``: per-class metric deltas with bootstrap confidence intervals.
+
+Why a bootstrap over conversations: requests of one conversation share its history and are sent
+close together, so they are not independent draws; resampling whole conversations keeps that
+correlation in the interval instead of pretending to have more evidence than there is. When two
+runs replayed the same conversations (same trace rows), the resampling is paired: the same
+conversations are drawn for both, so the interval reflects the change, not the workload's spread.
+
+A metric's verdict needs both: the interval of the relative change excludes zero, and the point
+change is at least ``min_effect`` (a shift too small to matter on a shared machine is not called).
+Pure numpy: no Locust, no HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PERCENTILES = (50, 90, 95, 99)
+LATENCIES = ("ttft", "tpot", "itl", "e2e")  # seconds; lower is better
+ALL = "All"
+
+
+class CompareError(ValueError):
+    """A report directory that cannot be compared (missing or malformed files)."""
+
+
+@dataclass
+class Run:
+    """One run's sent requests, grouped into conversations (the bootstrap's units)."""
+
+    name: str
+    duration_s: float
+    slo: dict[str, float]  # per-request limits (s) of the run's --burstgpt-slo, for goodput
+    # class -> conversation key -> that conversation's sent entries
+    classes: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+
+    def conversations(self, cls: str) -> dict[str, list[dict[str, Any]]]:
+        if cls == ALL:
+            merged: dict[str, list[dict[str, Any]]] = {}
+            for convs in self.classes.values():
+                for key, entries in convs.items():
+                    merged.setdefault(key, []).extend(entries)
+            return merged
+        return self.classes.get(cls, {})
+
+
+def load_run(path: str | Path) -> Run:
+    """A report directory (``requests.jsonl`` and ``summary.json``) as a ``Run``."""
+    d = Path(path)
+    summary_path, requests_path = d / "summary.json", d / "requests.jsonl"
+    for p in (summary_path, requests_path):
+        if not p.is_file():
+            raise CompareError(f"{p}: not found (is {d} a --burstgpt-report directory?)")
+    try:
+        summary = json.loads(summary_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CompareError(f"{summary_path}: not JSON ({exc})") from None
+    duration = summary.get("run_duration_s")
+    if not isinstance(duration, (int, float)) or duration <= 0:
+        raise CompareError(f"{summary_path}: no positive run_duration_s")
+    run = Run(d.name or str(d), float(duration), _slo_limits(summary))
+    by_conv: dict[str, list[dict[str, Any]]] = {}
+    with requests_path.open() as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                e = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise CompareError(f"{requests_path}, line {n}: not JSON ({exc})") from None
+            if not isinstance(e, dict) or "outcome" not in e:
+                raise CompareError(f"{requests_path}, line {n}: no 'outcome' field")
+            if e["outcome"] == "not_sent":
+                continue
+            conv = str(e.get("conversation") or e.get("request_id") or n)
+            by_conv.setdefault(conv, []).append(e)
+    for entries in by_conv.values():
+        # a conversation is known by its first turn's trace row in every run of the same window
+        rows = [e.get("trace_row") for e in entries if e.get("trace_row") is not None]
+        key = f"row{min(rows)}" if rows else f"id{entries[0].get('request_id')}"
+        for e in entries:
+            cls = str(e.get("class") or "requests")
+            run.classes.setdefault(cls, {}).setdefault(key, []).append(e)
+    if not run.classes:
+        raise CompareError(f"{requests_path}: no sent requests")
+    return run
+
+
+def _slo_limits(summary: dict[str, Any]) -> dict[str, float]:
+    for m in (summary.get("metrics") or {}).values():
+        slo = (m.get("goodput") or {}).get("slo") if isinstance(m, dict) else None
+        if slo:
+            return {k[: -len("_s")]: v for k, v in slo.items() if v is not None}
+    return {}
+
+
+# -- per-request values -----------------------------------------------------------------------
+def _latency(metric: str) -> Callable[[dict[str, Any]], list[float]]:
+    def values(e: dict[str, Any]) -> list[float]:
+        if e["outcome"] != "ok":
+            return []
+        if metric == "itl":
+            return list(np.diff(np.asarray(e.get("chunk_ms") or [], float)) / 1000.0)
+        v = e.get(metric)
+        return [float(v)] if isinstance(v, (int, float)) else []
+
+    return values
+
+
+def _good(limits: dict[str, float]) -> Callable[[dict[str, Any]], list[float]]:
+    def values(e: dict[str, Any]) -> list[float]:
+        if e["outcome"] == "cancelled":  # as in the run's own goodput: not finished
+            return []
+        ok = e["outcome"] == "ok" and all(_meets(e.get(m), m, limit) for m, limit in limits.items())
+        return [1.0 if ok else 0.0]
+
+    return values
+
+
+def _meets(value: Any, metric: str, limit: float) -> bool:
+    if value is None:  # TPOT is undefined below 2 output tokens: nothing to violate (as in vLLM)
+        return metric == "tpot"
+    return float(value) <= limit
+
+
+def _failed(e: dict[str, Any]) -> list[float]:
+    return [0.0 if e["outcome"] == "ok" else 1.0]
+
+
+def _tokens(e: dict[str, Any]) -> list[float]:
+    return [float(e.get("completion_tokens") or 0)]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """How one compared figure is computed from a sample of requests."""
+
+    name: str  # e.g. ttft_p99, output_tokens_per_s
+    per_request: Callable[[dict[str, Any]], list[float]]
+    reduce: Callable[[np.ndarray, float], float]  # (values, run duration) -> figure
+    higher_is_better: bool
+    unit: str  # "s", "1/s" or "" (a fraction)
+
+
+def metric_specs(limits: dict[str, float]) -> list[MetricSpec]:
+    specs = [
+        MetricSpec(
+            f"{m}_p{p}",
+            _latency(m),
+            lambda v, _d, p=p: float(np.percentile(v, p)) if len(v) else math.nan,
+            False,
+            "s",
+        )
+        for m in LATENCIES
+        for p in PERCENTILES
+    ]
+    specs.append(
+        MetricSpec("output_tokens_per_s", _tokens, lambda v, d: float(v.sum()) / d, True, "1/s")
+    )
+    specs.append(
+        MetricSpec(
+            "error_ratio", _failed, lambda v, _d: float(v.mean()) if len(v) else math.nan, False, ""
+        )
+    )
+    if limits:
+        specs.append(
+            MetricSpec(
+                "goodput",
+                _good(limits),
+                lambda v, _d: float(v.mean()) if len(v) else math.nan,
+                True,
+                "",
+            )
+        )
+    return specs
+
+
+# -- the comparison -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Delta:
+    cls: str
+    metric: str
+    unit: str
+    higher_is_better: bool
+    baseline: float
+    value: float
+    # relative, (value - baseline) / baseline; for fractions (unit ""), the difference in points
+    change: float | None
+    low: float | None  # confidence interval of the change
+    high: float | None
+    verdict: str  # better | worse | no detectable change | no data
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: _finite(v) for k, v in self.__dict__.items()}
+
+
+def _finite(v: Any) -> Any:
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    confidence: float = 0.95
+    min_effect: float = 0.05  # relative change below this is never called
+    min_points: float = 0.01  # nor a change of a fraction (goodput, errors) below this
+    resamples: int = 1000
+    seed: int = 0
+    min_conversations: int = 5  # fewer in a class: no verdict
+
+
+def compare_runs(base: Run, other: Run, options: CompareOptions = CompareOptions()) -> list[Delta]:
+    """Every class both runs have (and All), every metric: the change from ``base``."""
+    limits = base.slo or other.slo
+    specs = metric_specs(limits)
+    classes = [ALL] + sorted(set(base.classes) & set(other.classes))
+    rng = np.random.default_rng(options.seed)
+    out: list[Delta] = []
+    for cls in classes:
+        a, b = base.conversations(cls), other.conversations(cls)
+        paired = set(a) == set(b)
+        for spec in specs:
+            out.append(_delta(cls, spec, a, b, base, other, paired, rng, options))
+    return out
+
+
+def _units(convs: dict[str, list[dict[str, Any]]], keys: Sequence[str], spec: MetricSpec):
+    return [np.asarray([v for e in convs[k] for v in spec.per_request(e)], float) for k in keys]
+
+
+def _delta(cls, spec, a, b, base, other, paired, rng, options) -> Delta:
+    keys_a = sorted(a)
+    keys_b = keys_a if paired else sorted(b)
+    ua, ub = _units(a, keys_a, spec), _units(b, keys_b, spec)
+    va = spec.reduce(_cat(ua), base.duration_s)
+    vb = spec.reduce(_cat(ub), other.duration_s)
+    common = dict(
+        cls=cls,
+        metric=spec.name,
+        unit=spec.unit,
+        higher_is_better=spec.higher_is_better,
+        baseline=va,
+        value=vb,
+    )
+    if not (math.isfinite(va) and math.isfinite(vb)):
+        return Delta(**common, change=None, low=None, high=None, verdict="no data")
+    change = _change(spec, va, vb)
+    if min(len(keys_a), len(keys_b)) < options.min_conversations:
+        return Delta(**common, change=change, low=None, high=None, verdict="too few to tell")
+    reps = []
+    for _ in range(options.resamples):
+        ia = rng.integers(0, len(ua), len(ua))
+        ib = ia if paired else rng.integers(0, len(ub), len(ub))
+        ra = spec.reduce(_cat(ua[i] for i in ia), base.duration_s)
+        rb = spec.reduce(_cat(ub[i] for i in ib), other.duration_s)
+        reps.append(_change(spec, ra, rb))
+    arr = np.asarray([r for r in reps if r is not None and math.isfinite(r)])
+    if len(arr) < options.resamples / 2:  # mostly empty resamples: say nothing
+        return Delta(**common, change=change, low=None, high=None, verdict="too few to tell")
+    tail = (1 - options.confidence) / 2 * 100
+    low, high = (float(x) for x in np.percentile(arr, [tail, 100 - tail]))
+    return Delta(
+        **common,
+        change=change,
+        low=low,
+        high=high,
+        verdict=_verdict(spec, change, low, high, options),
+    )
+
+
+def _cat(parts: Iterable[np.ndarray]) -> np.ndarray:
+    parts = list(parts)
+    return np.concatenate(parts) if parts else np.empty(0)
+
+
+def _change(spec: MetricSpec, a: float, b: float) -> float | None:
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return None
+    if spec.unit == "":  # a fraction: points
+        return b - a
+    if a == 0:
+        return 0.0 if b == 0 else math.copysign(math.inf, b)
+    return (b - a) / abs(a)
+
+
+def _verdict(
+    spec: MetricSpec, change: float | None, low: float, high: float, o: CompareOptions
+) -> str:
+    floor = o.min_points if spec.unit == "" else o.min_effect
+    if change is None or abs(change) < floor or low <= 0 <= high:
+        return "no detectable change"
+    up = low > 0  # the whole interval above zero
+    return "better" if up == spec.higher_is_better else "worse"

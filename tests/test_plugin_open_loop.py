@@ -103,6 +103,37 @@ def test_strict_curve_makes_conversations_wait_and_names_it(slow_server, tmp_pat
     assert "UNTRUSTWORTHY RUN so far: the schedule was not kept" in run.output
 
 
+# 160 one-turn requests, 80 a second for 2 s, recorded as taking 0.1 s: the trace has ~8 in flight.
+# The simulator below takes ~2 s per request (20 tokens, 0.1 s steps), so ~160 are in flight at
+# once, far more than a connection pool sized from the trace's curve would hold.
+MANY_IN_FLIGHT = [f"{100 + i / 80:.4f},,0.1,ChatGPT,30,20,50,API log\n" for i in range(160)]
+
+
+def test_requests_in_flight_beyond_the_curve_never_wait_for_a_connection(tmp_path):
+    from locust_burstgpt.sim import SimulatorProcess
+
+    write_trace(tmp_path / "trace.csv", MANY_IN_FLIGHT)
+    with SimulatorProcess(profile="fast", config={"profile_overrides": {"step_base_s": 0.1}}) as s:
+        run = run_locust(
+            tmp_path,
+            s.base_url,
+            "--burstgpt-trace",
+            str(tmp_path / "trace.csv"),
+            "--burstgpt-window",
+            "100+2s",
+            "--burstgpt-report",
+            str(tmp_path / "report"),
+        )
+    assert run.returncode == 0, run.output[-3000:]
+    summary, rows, lines = _report(tmp_path)
+    assert summary["reconciliation"]["outcomes"] == {"ok": 160}
+    assert max(_int(r["in_flight"]) for r in rows) > 100  # the server held them, not the pool
+    waits = sorted(x["connection_wait_s"] for x in lines)
+    assert waits[-1] < 0.01, f"waited for a connection up to {waits[-1] * 1000:.0f} ms"
+    late = [x["lateness"] for x in lines]
+    assert percentile(late, 99) < 0.02, f"lateness p99 {percentile(late, 99) * 1000:.1f} ms"
+
+
 # One conversation of two turns: the second is due 1 s after the first reply ends. The first
 # reply takes ~2 s on this server though the trace recorded 1 s, so the second turn is due after
 # the window's end.

@@ -76,7 +76,10 @@ class ProcessReplay:
                 connect_timeout_s=settings.connect_timeout_s,
                 first_token_timeout_s=settings.ttft_timeout_s,
                 idle_timeout_s=settings.idle_timeout_s,
-                pool_size=max(64, 2 * int(peak * settings.headroom) + 16),
+                # open loop: a request due now must find a connection even when a server
+                # slower than the trace holds many more in flight than the curve says; the
+                # pool opens connections only as they are needed, so a large cap costs nothing
+                pool_size=max(1024, 2 * int(peak * settings.headroom) + 16),
                 verify_tls=not settings.insecure,
                 extra_headers=dict(hooks.extra_headers),
             )

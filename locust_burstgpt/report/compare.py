@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,6 +143,7 @@ class MetricSpec:
     """How one compared figure is computed from a sample of requests."""
 
     name: str  # e.g. ttft_p99, output_tokens_per_s
+    family: str  # specs of one family share their per-request values (and resamples)
     per_request: Callable[[dict[str, Any]], list[float]]
     reduce: Callable[[np.ndarray, float], float]  # (values, run duration) -> figure
     higher_is_better: bool
@@ -153,6 +154,7 @@ def metric_specs(limits: dict[str, float]) -> list[MetricSpec]:
     specs = [
         MetricSpec(
             f"{m}_p{p}",
+            m,
             _latency(m),
             lambda v, _d, p=p: float(np.percentile(v, p)) if len(v) else math.nan,
             False,
@@ -162,16 +164,24 @@ def metric_specs(limits: dict[str, float]) -> list[MetricSpec]:
         for p in PERCENTILES
     ]
     specs.append(
-        MetricSpec("output_tokens_per_s", _tokens, lambda v, d: float(v.sum()) / d, True, "1/s")
+        MetricSpec(
+            "output_tokens_per_s", "tokens", _tokens, lambda v, d: float(v.sum()) / d, True, "1/s"
+        )
     )
     specs.append(
         MetricSpec(
-            "error_ratio", _failed, lambda v, _d: float(v.mean()) if len(v) else math.nan, False, ""
+            "error_ratio",
+            "errors",
+            _failed,
+            lambda v, _d: float(v.mean()) if len(v) else math.nan,
+            False,
+            "",
         )
     )
     if limits:
         specs.append(
             MetricSpec(
+                "goodput",
                 "goodput",
                 _good(limits),
                 lambda v, _d: float(v.mean()) if len(v) else math.nan,
@@ -217,29 +227,65 @@ class CompareOptions:
 
 def compare_runs(base: Run, other: Run, options: CompareOptions = CompareOptions()) -> list[Delta]:
     """Every class both runs have (and All), every metric: the change from ``base``."""
-    limits = base.slo or other.slo
-    specs = metric_specs(limits)
+    families: dict[str, list[MetricSpec]] = {}
+    for spec in metric_specs(base.slo or other.slo):
+        families.setdefault(spec.family, []).append(spec)
     classes = [ALL] + sorted(set(base.classes) & set(other.classes))
     rng = np.random.default_rng(options.seed)
     out: list[Delta] = []
     for cls in classes:
         a, b = base.conversations(cls), other.conversations(cls)
-        paired = set(a) == set(b)
-        for spec in specs:
-            out.append(_delta(cls, spec, a, b, base, other, paired, rng, options))
+        for specs in families.values():
+            out += _family(cls, specs, a, b, (base.duration_s, other.duration_s), rng, options)
     return out
 
 
-def _units(convs: dict[str, list[dict[str, Any]]], keys: Sequence[str], spec: MetricSpec):
-    return [np.asarray([v for e in convs[k] for v in spec.per_request(e)], float) for k in keys]
+Conversations = dict[str, list[dict[str, Any]]]
 
 
-def _delta(cls, spec, a, b, base, other, paired, rng, options) -> Delta:
+def _family(
+    cls: str,
+    specs: list[MetricSpec],
+    a: Conversations,
+    b: Conversations,
+    durations: tuple[float, float],
+    rng: np.random.Generator,
+    options: CompareOptions,
+) -> list[Delta]:
+    """The deltas of one family's metrics: one set of resamples serves them all."""
+    paired = set(a) == set(b)  # the same conversations: draw the same ones from both runs
     keys_a = sorted(a)
     keys_b = keys_a if paired else sorted(b)
-    ua, ub = _units(a, keys_a, spec), _units(b, keys_b, spec)
-    va = spec.reduce(_cat(ua), base.duration_s)
-    vb = spec.reduce(_cat(ub), other.duration_s)
+    per_request = specs[0].per_request
+    ua = [np.asarray([v for e in a[k] for v in per_request(e)], float) for k in keys_a]
+    ub = [np.asarray([v for e in b[k] for v in per_request(e)], float) for k in keys_b]
+    da, db = durations
+    va, vb = _cat(ua), _cat(ub)
+    points = [(s.reduce(va, da), s.reduce(vb, db)) for s in specs]
+    enough = min(len(keys_a), len(keys_b)) >= options.min_conversations
+    reps: list[list[float | None]] = [[] for _ in specs]
+    if enough and all(math.isfinite(x) and math.isfinite(y) for x, y in points):
+        for _ in range(options.resamples):
+            ia = rng.integers(0, len(ua), len(ua))
+            ib = ia if paired else rng.integers(0, len(ub), len(ub))
+            ra, rb = _cat(ua[i] for i in ia), _cat(ub[i] for i in ib)
+            for spec, col in zip(specs, reps, strict=True):
+                col.append(_change(spec, spec.reduce(ra, da), spec.reduce(rb, db)))
+    return [
+        _delta(cls, spec, x, y, col, enough, options)
+        for spec, (x, y), col in zip(specs, points, reps, strict=True)
+    ]
+
+
+def _delta(
+    cls: str,
+    spec: MetricSpec,
+    va: float,
+    vb: float,
+    reps: list[float | None],
+    enough: bool,
+    options: CompareOptions,
+) -> Delta:
     common = dict(
         cls=cls,
         metric=spec.name,
@@ -251,27 +297,13 @@ def _delta(cls, spec, a, b, base, other, paired, rng, options) -> Delta:
     if not (math.isfinite(va) and math.isfinite(vb)):
         return Delta(**common, change=None, low=None, high=None, verdict="no data")
     change = _change(spec, va, vb)
-    if min(len(keys_a), len(keys_b)) < options.min_conversations:
-        return Delta(**common, change=change, low=None, high=None, verdict="too few to tell")
-    reps = []
-    for _ in range(options.resamples):
-        ia = rng.integers(0, len(ua), len(ua))
-        ib = ia if paired else rng.integers(0, len(ub), len(ub))
-        ra = spec.reduce(_cat(ua[i] for i in ia), base.duration_s)
-        rb = spec.reduce(_cat(ub[i] for i in ib), other.duration_s)
-        reps.append(_change(spec, ra, rb))
     arr = np.asarray([r for r in reps if r is not None and math.isfinite(r)])
-    if len(arr) < options.resamples / 2:  # mostly empty resamples: say nothing
+    if not enough or len(arr) < options.resamples / 2:  # mostly empty resamples: say nothing
         return Delta(**common, change=change, low=None, high=None, verdict="too few to tell")
     tail = (1 - options.confidence) / 2 * 100
     low, high = (float(x) for x in np.percentile(arr, [tail, 100 - tail]))
-    return Delta(
-        **common,
-        change=change,
-        low=low,
-        high=high,
-        verdict=_verdict(spec, change, low, high, options),
-    )
+    verdict = _verdict(spec, change, low, high, options)
+    return Delta(**common, change=change, low=low, high=high, verdict=verdict)
 
 
 def _cat(parts: Iterable[np.ndarray]) -> np.ndarray:

@@ -17,7 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from locust_burstgpt.report.compare import CompareError, CompareOptions, compare_runs, load_run
+from locust_burstgpt.report.compare import (
+    CompareError,
+    CompareOptions,
+    Sample,
+    compare_runs,
+    load_run,
+)
 from tests.plugin_runs import run_locust
 from tests.support import write_trace
 
@@ -56,6 +62,21 @@ def write_report(d: Path, ttft_scale: float, seed: int, n: int = 80, errors: int
 
 def verdicts(deltas, cls="All") -> dict[str, str]:
     return {d.metric: d.verdict for d in deltas if d.cls == cls}
+
+
+def test_a_weighted_resample_has_numpys_percentiles_of_the_resample_written_out():
+    rng = np.random.default_rng(5)
+    units = [rng.exponential(1.0, rng.integers(0, 30)) for _ in range(40)]  # some are empty
+    sample = Sample(units)
+    for _ in range(20):
+        draws = np.bincount(rng.integers(0, 40, 40), minlength=40)
+        full = np.concatenate([u for u, k in zip(units, draws, strict=True) for _ in range(k)])
+        view = sample.view(draws)
+        for p in (0, 50, 90, 95, 99, 100):
+            assert view.percentile(p) == pytest.approx(float(np.percentile(full, p)), rel=1e-12)
+        assert view.sum() == pytest.approx(full.sum()) and view.mean() == pytest.approx(full.mean())
+    whole = np.concatenate(units)
+    assert sample.view().percentile(99) == pytest.approx(float(np.percentile(whole, 99)))
 
 
 def test_same_distribution_is_no_detectable_change(tmp_path):

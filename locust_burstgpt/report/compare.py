@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,51 +145,82 @@ class MetricSpec:
     name: str  # e.g. ttft_p99, output_tokens_per_s
     family: str  # specs of one family share their per-request values (and resamples)
     per_request: Callable[[dict[str, Any]], list[float]]
-    reduce: Callable[[np.ndarray, float], float]  # (values, run duration) -> figure
+    reduce: Callable[[SampleView, float], float]  # (sample, run duration) -> figure
     higher_is_better: bool
     unit: str  # "s", "1/s" or "" (a fraction)
 
 
 def metric_specs(limits: dict[str, float]) -> list[MetricSpec]:
     specs = [
-        MetricSpec(
-            f"{m}_p{p}",
-            m,
-            _latency(m),
-            lambda v, _d, p=p: float(np.percentile(v, p)) if len(v) else math.nan,
-            False,
-            "s",
-        )
+        MetricSpec(f"{m}_p{p}", m, _latency(m), lambda v, _d, p=p: v.percentile(p), False, "s")
         for m in LATENCIES
         for p in PERCENTILES
     ]
     specs.append(
-        MetricSpec(
-            "output_tokens_per_s", "tokens", _tokens, lambda v, d: float(v.sum()) / d, True, "1/s"
-        )
+        MetricSpec("output_tokens_per_s", "tokens", _tokens, lambda v, d: v.sum() / d, True, "1/s")
     )
-    specs.append(
-        MetricSpec(
-            "error_ratio",
-            "errors",
-            _failed,
-            lambda v, _d: float(v.mean()) if len(v) else math.nan,
-            False,
-            "",
-        )
-    )
+    specs.append(MetricSpec("error_ratio", "errors", _failed, lambda v, _d: v.mean(), False, ""))
     if limits:
         specs.append(
-            MetricSpec(
-                "goodput",
-                "goodput",
-                _good(limits),
-                lambda v, _d: float(v.mean()) if len(v) else math.nan,
-                True,
-                "",
-            )
+            MetricSpec("goodput", "goodput", _good(limits), lambda v, _d: v.mean(), True, "")
         )
     return specs
+
+
+class Sample:
+    """One metric's values over a run's conversations, sorted once. A bootstrap resample is a
+    weight per conversation (how often it was drawn), so no value is copied per resample, and
+    the percentiles equal numpy's (linear) on the resample written out in full."""
+
+    def __init__(self, units: list[np.ndarray]) -> None:
+        sizes = np.asarray([u.size for u in units], np.int64)
+        values = np.concatenate(units) if units else np.empty(0)
+        order = np.argsort(values, kind="stable")
+        self.values = values[order]
+        self.unit_of = np.repeat(np.arange(len(units)), sizes)[order]
+        self.unit_sum = np.asarray([float(u.sum()) for u in units])
+        self.unit_n = sizes
+        self.units = len(units)
+
+    def view(self, draws: np.ndarray | None = None) -> SampleView:
+        """The whole sample (``draws`` None) or a resample: ``draws[i]`` copies of unit ``i``."""
+        return SampleView(self, draws)
+
+
+class SampleView:
+    def __init__(self, sample: Sample, draws: np.ndarray | None) -> None:
+        self.s = sample
+        self.draws = draws
+        self._cum: np.ndarray | None = None
+
+    def _count(self) -> int:
+        if self.draws is None:
+            return int(self.s.values.size)
+        return int(self.draws @ self.s.unit_n)
+
+    def sum(self) -> float:
+        return float(self.s.unit_sum.sum() if self.draws is None else self.draws @ self.s.unit_sum)
+
+    def mean(self) -> float:
+        n = self._count()
+        return self.sum() / n if n else math.nan
+
+    def percentile(self, p: float) -> float:
+        n = self._count()
+        if n == 0:
+            return math.nan
+        h = (n - 1) * p / 100.0
+        lo = math.floor(h)
+        a, b = self._at(lo), self._at(min(lo + 1, n - 1))
+        return a + (h - lo) * (b - a)
+
+    def _at(self, k: int) -> float:
+        """The k-th smallest value of the (resampled) sample."""
+        if self.draws is None:
+            return float(self.s.values[k])
+        if self._cum is None:
+            self._cum = np.cumsum(self.draws[self.s.unit_of])
+        return float(self.s.values[int(np.searchsorted(self._cum, k, side="right"))])
 
 
 # -- the comparison -----------------------------------------------------------------------------
@@ -257,18 +288,21 @@ def _family(
     keys_a = sorted(a)
     keys_b = keys_a if paired else sorted(b)
     per_request = specs[0].per_request
-    ua = [np.asarray([v for e in a[k] for v in per_request(e)], float) for k in keys_a]
-    ub = [np.asarray([v for e in b[k] for v in per_request(e)], float) for k in keys_b]
+    sa = Sample([np.asarray([v for e in a[k] for v in per_request(e)], float) for k in keys_a])
+    sb = Sample([np.asarray([v for e in b[k] for v in per_request(e)], float) for k in keys_b])
     da, db = durations
-    va, vb = _cat(ua), _cat(ub)
-    points = [(s.reduce(va, da), s.reduce(vb, db)) for s in specs]
+    points = [(s.reduce(sa.view(), da), s.reduce(sb.view(), db)) for s in specs]
     enough = min(len(keys_a), len(keys_b)) >= options.min_conversations
     reps: list[list[float | None]] = [[] for _ in specs]
     if enough and all(math.isfinite(x) and math.isfinite(y) for x, y in points):
         for _ in range(options.resamples):
-            ia = rng.integers(0, len(ua), len(ua))
-            ib = ia if paired else rng.integers(0, len(ub), len(ub))
-            ra, rb = _cat(ua[i] for i in ia), _cat(ub[i] for i in ib)
+            wa = np.bincount(rng.integers(0, sa.units, sa.units), minlength=sa.units)
+            wb = (
+                wa
+                if paired
+                else np.bincount(rng.integers(0, sb.units, sb.units), minlength=sb.units)
+            )
+            ra, rb = sa.view(wa), sb.view(wb)
             for spec, col in zip(specs, reps, strict=True):
                 col.append(_change(spec, spec.reduce(ra, da), spec.reduce(rb, db)))
     return [
@@ -304,11 +338,6 @@ def _delta(
     low, high = (float(x) for x in np.percentile(arr, [tail, 100 - tail]))
     verdict = _verdict(spec, change, low, high, options)
     return Delta(**common, change=change, low=low, high=high, verdict=verdict)
-
-
-def _cat(parts: Iterable[np.ndarray]) -> np.ndarray:
-    parts = list(parts)
-    return np.concatenate(parts) if parts else np.empty(0)
 
 
 def _change(spec: MetricSpec, a: float, b: float) -> float | None:

@@ -99,6 +99,18 @@ def test_a_slower_first_token_is_worse_and_only_where_it_is(tmp_path):
     assert verdicts(deltas, "ChatGPT conversation")["ttft_p50"] == "worse"
 
 
+def test_copies_of_a_conversation_are_resampled_apart(tmp_path):
+    d = write_report(tmp_path / "a", 1.0, seed=1, n=10)
+    lines = [json.loads(x) for x in (d / "requests.jsonl").read_text().splitlines()]
+    copies = [
+        {**e, "conversation": f"{e['conversation']}#copy1", "request_id": f"{e['request_id']}c"}
+        for e in lines
+        if e["outcome"] != "not_sent"
+    ]
+    (d / "requests.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines + copies))
+    assert len(load_run(d).conversations("All")) == 20  # 10 conversations, each replayed twice
+
+
 def test_errors_are_compared_in_points(tmp_path):
     a = load_run(write_report(tmp_path / "a", 1.0, seed=1))
     b = load_run(write_report(tmp_path / "b", 1.0, seed=1, errors=12))  # 24 of 160 requests

@@ -81,10 +81,12 @@ def load_run(path: str | Path) -> Run:
                 continue
             conv = str(e.get("conversation") or e.get("request_id") or n)
             by_conv.setdefault(conv, []).append(e)
-    for entries in by_conv.values():
+    for conv, entries in by_conv.items():
         # a conversation is known by its first turn's trace row in every run of the same window
+        # (and by its copy, "<id>#copy<j>", when a rate scale above 1 replays it more than once)
         rows = [e.get("trace_row") for e in entries if e.get("trace_row") is not None]
-        key = f"row{min(rows)}" if rows else f"id{entries[0].get('request_id')}"
+        copy = conv.partition("#")[2]
+        key = f"row{min(rows)}{'#' + copy if copy else ''}" if rows else f"id{conv}"
         for e in entries:
             cls = str(e.get("class") or "requests")
             run.classes.setdefault(cls, {}).setdefault(key, []).append(e)

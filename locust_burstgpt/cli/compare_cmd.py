@@ -75,13 +75,13 @@ def run(args: argparse.Namespace) -> int:
         CompareOptions,
         compare_runs,
         load_run,
-        metric_specs,
+        metric_names,
     )
 
     if args.resamples < 100:
         print("burstgpt compare: error: --resamples must be at least 100", file=sys.stderr)
         return 2
-    known = {s.name for s in metric_specs({"ttft": 1.0})}
+    known = metric_names()
     fail_on = [] if args.fail_on.strip() == "none" else [m.strip() for m in args.fail_on.split(",")]
     unknown = [m for m in fail_on if m and m not in known]
     if unknown:
@@ -176,18 +176,12 @@ def _plot(base: Any, others: list[Any], names: list[str], path: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
+    from locust_burstgpt.report.compare import latency_values
+
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for metric, ax in zip(("ttft", "tpot", "e2e"), axes, strict=True):
         for run, name in zip([base, *others], names, strict=True):
-            values = np.sort(
-                [
-                    float(e[metric])
-                    for convs in run.classes.values()
-                    for entries in convs.values()
-                    for e in entries
-                    if e["outcome"] == "ok" and isinstance(e.get(metric), (int, float))
-                ]
-            )
+            values = np.sort(latency_values(run, metric))
             if len(values):
                 ax.step(values, np.arange(1, len(values) + 1) / len(values), label=Path(name).name)
         ax.set_xlabel(f"{metric.upper()} (s)")

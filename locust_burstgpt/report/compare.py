@@ -104,6 +104,15 @@ def _slo_limits(summary: dict[str, Any]) -> dict[str, float]:
 
 
 # -- per-request values -----------------------------------------------------------------------
+def latency_values(run: Run, metric: str, cls: str = ALL) -> np.ndarray:
+    """Every value of a latency metric over a class's ``ok`` requests (for plots)."""
+    values = _latency(metric)
+    return np.asarray(
+        [v for entries in run.conversations(cls).values() for e in entries for v in values(e)],
+        float,
+    )
+
+
 def _latency(metric: str) -> Callable[[dict[str, Any]], list[float]]:
     def values(e: dict[str, Any]) -> list[float]:
         if e["outcome"] != "ok":
@@ -150,6 +159,11 @@ class MetricSpec:
     reduce: Callable[[SampleView, float], float]  # (sample, run duration) -> figure
     higher_is_better: bool
     unit: str  # "s", "1/s" or "" (a fraction)
+
+
+def metric_names() -> set[str]:
+    """Every metric a comparison can report (goodput when a run has an SLO)."""
+    return {s.name for s in metric_specs({"ttft": 1.0})}
 
 
 def metric_specs(limits: dict[str, float]) -> list[MetricSpec]:
